@@ -1,3 +1,39 @@
-"""mllm-balance: balanced multimodal classifiers on frozen (multimodal) LLM backbones."""
+"""mllm-balance: balanced multimodal classifiers on frozen (multimodal) LLM backbones.
+
+Shapley-ordered alternating training of per-modality adapters, a cross-modal mapping and a modality memory
+unit, with hybrid-order fusion at inference ("Modality Equilibrium Matters").
+"""
+
+from transformers import AutoConfig, AutoModel
+
+from .callbacks import ShapleyOrderCallback
+from .collator import BalanceDataCollator, build_feature_dataset, validate_feature_dataset
+from .configuration import BalanceConfig
+from .modeling import BalancedModel, BalancedModelOutput
+from .order_state import OrderState
+from .shapley import ShapleyValues, equilibrium_deviation, next_order, shapley_values
+from .trainer import BalanceTrainer, accuracy_metrics
+from .training_args import BalanceTrainingArguments
 
 __version__ = "0.1.0"
+
+AutoConfig.register(BalanceConfig.model_type, BalanceConfig, exist_ok=True)
+AutoModel.register(BalanceConfig, BalancedModel, exist_ok=True)
+
+__all__ = [
+    "BalanceConfig",
+    "BalancedModel",
+    "BalancedModelOutput",
+    "BalanceTrainingArguments",
+    "BalanceTrainer",
+    "ShapleyOrderCallback",
+    "OrderState",
+    "BalanceDataCollator",
+    "build_feature_dataset",
+    "validate_feature_dataset",
+    "ShapleyValues",
+    "shapley_values",
+    "equilibrium_deviation",
+    "next_order",
+    "accuracy_metrics",
+]

@@ -1,0 +1,170 @@
+"""Feature datasets: validation, construction and the collator that batches them for `BalancedModel`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from datasets import Dataset, Features, List, Value
+
+LABEL_COLUMN = "labels"
+
+
+def presence_column(modality: str) -> str:
+    """Name of the optional bool column that marks `modality` as present (True) or missing (False)."""
+    return f"{modality}_present"
+
+
+def build_feature_dataset(
+    features: Mapping[str, np.ndarray | torch.Tensor],
+    labels: Sequence[int] | np.ndarray | torch.Tensor,
+    present: Mapping[str, Sequence[bool] | np.ndarray] | None = None,
+) -> Dataset:
+    """Build a feature dataset: one `List(float32, length=D_m)` column per modality, optional presence columns
+    and `labels`.
+
+    Args:
+        features (`dict[str, array]`): `{modality: (N, D_m)}`.
+        labels (`array` of shape `(N,)`): class indices.
+        present (`dict[str, array]`, *optional*): `{modality: (N,) bool}`; a missing modality's row is zeroed.
+    """
+    arrays = {m: np.asarray(x, dtype=np.float32) for m, x in features.items()}
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    columns: dict[str, Any] = {}
+    schema: dict[str, Any] = {}
+    for m, x in arrays.items():
+        if x.ndim != 2 or x.shape[0] != labels.shape[0]:
+            raise ValueError(f"features[{m!r}] has shape {x.shape}; expected ({labels.shape[0]}, D)")
+        if present is not None and m in present:
+            mask = np.asarray(present[m], dtype=bool).reshape(-1)
+            x = np.where(mask[:, None], x, 0.0).astype(np.float32)
+            columns[presence_column(m)] = mask
+            schema[presence_column(m)] = Value("bool")
+        columns[m] = x
+        schema[m] = List(Value("float32"), length=x.shape[1])
+    columns[LABEL_COLUMN] = labels
+    schema[LABEL_COLUMN] = Value("int64")
+    return Dataset.from_dict(columns, features=Features(schema))
+
+
+def validate_feature_dataset(
+    dataset: Dataset,
+    modality_dims: Mapping[str, int],
+    num_labels: int | None = None,
+    *,
+    name: str = "dataset",
+    check_values: bool = True,
+    batch_size: int = 4096,
+) -> None:
+    """Check a feature dataset against the model's modalities before any training starts.
+
+    Raises:
+        `ValueError`: if the dataset is empty, a modality column or `labels` is missing, a feature has the wrong
+        size, a present feature holds NaN or inf, a label is outside `0..num_labels-1`, or a sample has no
+        modality present.
+    """
+    if dataset is None or len(dataset) == 0:
+        raise ValueError(f"the {name} is empty")
+    columns = set(dataset.column_names)
+    for m in modality_dims:
+        if m not in columns:
+            raise ValueError(f"modality column {m!r} is missing from the {name}; its columns are {sorted(columns)}")
+    if LABEL_COLUMN not in columns:
+        raise ValueError(f"the {name} has no {LABEL_COLUMN!r} column; its columns are {sorted(columns)}")
+    for m, dim in modality_dims.items():
+        feature = dataset.features[m]
+        length = getattr(feature, "length", -1)
+        if length not in (-1, None) and length != dim:
+            raise ValueError(f"modality {m!r} in the {name} has feature size {length}; the model expects {dim}")
+    if not check_values:
+        return
+    view = dataset.with_format("numpy")
+    for start in range(0, len(dataset), batch_size):
+        chunk = view[start : start + batch_size]
+        any_present = np.zeros(len(chunk[LABEL_COLUMN]), dtype=bool)
+        for m, dim in modality_dims.items():
+            x = _as_matrix(chunk[m], m, name)
+            if x.shape[1] != dim:
+                raise ValueError(f"modality {m!r} in the {name} has feature size {x.shape[1]}; the model expects {dim}")
+            mask = _presence(chunk, m, x.shape[0])
+            any_present |= mask
+            bad = mask & ~np.isfinite(x).all(axis=1)
+            if bad.any():
+                rows = (np.flatnonzero(bad) + start).tolist()[:10]
+                raise ValueError(f"modality {m!r} in the {name} holds NaN or inf in rows {rows}")
+        if not any_present.all():
+            rows = (np.flatnonzero(~any_present) + start).tolist()[:10]
+            raise ValueError(f"rows {rows} of the {name} have no modality present")
+        labels = np.asarray(chunk[LABEL_COLUMN])
+        if num_labels is not None:
+            bad = (labels < 0) | (labels >= num_labels)
+            if bad.any():
+                raise ValueError(
+                    f"the {name} has labels {sorted(set(labels[bad].tolist()))[:10]} outside the label set "
+                    f"0..{num_labels - 1}"
+                )
+
+
+def _as_matrix(column: Any, modality: str, name: str) -> np.ndarray:
+    try:
+        x = np.asarray(column if not isinstance(column, list) else np.stack(column), dtype=np.float32)
+    except ValueError as err:
+        raise ValueError(f"modality {modality!r} in the {name} has rows of different feature sizes") from err
+    if x.ndim != 2:
+        raise ValueError(f"modality {modality!r} in the {name} is not a column of vectors (shape {x.shape})")
+    return x
+
+
+def _presence(chunk: Mapping[str, Any], modality: str, n: int) -> np.ndarray:
+    column = presence_column(modality)
+    return np.asarray(chunk[column], dtype=bool) if column in chunk else np.ones(n, dtype=bool)
+
+
+@dataclass
+class BalanceDataCollator:
+    """Batch rows of a feature dataset into `BalancedModel` inputs.
+
+    Returns `{"features": {m: FloatTensor[B, D_m]}, "modality_mask": {m: BoolTensor[B]}, "labels": LongTensor[B]}`
+    (`modality_mask` only when a presence column exists or a row holds `None` for a modality).
+
+    Args:
+        modality_dims (`dict[str, int]`): the model's modalities and feature sizes.
+    """
+
+    modality_dims: Mapping[str, int]
+
+    def __call__(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        if not rows:
+            raise ValueError("cannot collate an empty batch")
+        features: dict[str, torch.Tensor] = {}
+        masks: dict[str, torch.Tensor] = {}
+        for m, dim in self.modality_dims.items():
+            if m not in rows[0]:
+                raise ValueError(f"modality column {m!r} is missing; row keys are {sorted(rows[0])}")
+            mask = np.array([bool(r.get(presence_column(m), True)) and r[m] is not None for r in rows])
+            zeros = np.zeros(dim, np.float32)
+            values = [np.asarray(r[m], dtype=np.float32) if r[m] is not None else zeros for r in rows]
+            for i, v in enumerate(values):
+                if v.shape != (dim,):
+                    raise ValueError(f"row {i} of the batch has a {m!r} feature of shape {v.shape}; expected ({dim},)")
+            features[m] = torch.from_numpy(np.stack(values))
+            if not mask.all():
+                masks[m] = torch.from_numpy(mask)
+        batch: dict[str, Any] = {"features": features}
+        if masks:
+            batch["modality_mask"] = masks
+        if LABEL_COLUMN in rows[0]:
+            batch[LABEL_COLUMN] = torch.as_tensor(np.array([r[LABEL_COLUMN] for r in rows]), dtype=torch.long)
+        return batch
+
+
+__all__ = [
+    "BalanceDataCollator",
+    "build_feature_dataset",
+    "validate_feature_dataset",
+    "presence_column",
+    "LABEL_COLUMN",
+]

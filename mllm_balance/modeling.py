@@ -1,0 +1,390 @@
+"""`BalancedModel`: adapters -> chain over an order (mapping + memory) -> shared classifier."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.utils import ModelOutput
+
+from .configuration import BalanceConfig
+from .modules import CrossModalMapping, ModalityAdapter, ModalityMemory
+
+Features = Mapping[str, torch.Tensor]
+Mask = Mapping[str, torch.Tensor]
+
+
+@dataclass
+class BalancedModelOutput(ModelOutput):
+    """Output of [`BalancedModel`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*): Cross-entropy, returned when `labels` are given.
+        logits (`torch.FloatTensor` of shape `(B, num_labels)`): Classifier scores before softmax.
+        fused (`torch.FloatTensor` of shape `(B, hidden_size)`, *optional*): The fused feature fed to the
+            classifier (the averaged one for hybrid-order fusion); `None` for entropy-weighted inference.
+    """
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    fused: torch.Tensor | None = None
+
+
+def entropy_weights(logits: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """MLA-style fusion weights from the entropy of each modality's prediction.
+
+    Args:
+        logits (`torch.Tensor` of shape `(M, B, C)`): unimodal logits of M modalities.
+        mask (`torch.BoolTensor` of shape `(M, B)`, *optional*): `False` where a modality is missing.
+
+    Returns:
+        `torch.Tensor` of shape `(M, B)`: `w_m = exp(-H_m) / sum_k exp(-H_k)` over the present modalities,
+        with `H_m` the entropy of `softmax(logits_m)`: the more certain a modality, the larger its weight.
+    """
+    log_p = F.log_softmax(logits, dim=-1)  # (M, B, C)
+    entropy = -(log_p.exp() * log_p).sum(-1)  # (M, B)
+    if mask is not None:
+        entropy = entropy.masked_fill(~mask, float("inf"))
+    return torch.softmax(-entropy, dim=0)
+
+
+class BalancedModel(PreTrainedModel):
+    """Trainable part of a balanced multimodal classifier on frozen per-modality features.
+
+    Holds only the per-modality adapters, the cross-modal mapping (with its running statistics), the modality
+    memory unit and the shared classifier; the backbone stays outside and is referenced by
+    `config.backbone_id`.
+
+    Inputs are dicts keyed by modality name. A missing modality is a missing key or a `False` entry of
+    `modality_mask[m]`. Samples are grouped by presence pattern and each group runs the chain over the present
+    modalities only, so a sample missing a modality is predicted exactly as by the chain over its present ones.
+    """
+
+    config_class = BalanceConfig
+    base_model_prefix = "balanced"
+    main_input_name = "features"
+    accepts_loss_kwargs = False
+    _no_split_modules: list[str] = []
+
+    def __init__(self, config: BalanceConfig):
+        super().__init__(config)
+        self.adapters = nn.ModuleDict(
+            {
+                m: ModalityAdapter(dim, config.hidden_size, config.adapter_dropout)
+                for m, dim in config.modality_dims.items()
+            }
+        )
+        self.mapping = CrossModalMapping(
+            config.hidden_size,
+            threshold=config.mapping_threshold,
+            level=config.mapping_level,
+            at_eval=config.mapping_at_eval,
+            normalize=config.mapping_normalize,
+            momentum=config.mapping_momentum,
+        )
+        self.memory = ModalityMemory(config.hidden_size)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self._order_cache: dict[tuple[tuple[str, ...], tuple[str, ...]], list[tuple[str, ...]]] = {}
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            module.reset_parameters()
+        elif isinstance(module, CrossModalMapping) and hasattr(module, "running_correlation"):
+            module.running_correlation.copy_(torch.eye(module.running_correlation.shape[0]))
+
+    # ------------------------------------------------------------------ orders
+    @property
+    def modalities(self) -> list[str]:
+        return self.config.modalities
+
+    @property
+    def train_order(self) -> list[str]:
+        """The last training order (weakest first); the declared order before any training."""
+        return list(self.config.train_order or self.config.modalities)
+
+    def hybrid_orders(self, present: Sequence[str]) -> list[tuple[str, ...]]:
+        """Orders averaged by hybrid-order fusion for a sample whose present modalities are `present`.
+
+        All `|S|!` orders when that is at most `config.max_orders`; otherwise `max_orders` distinct orders drawn
+        with a seed fixed by `config.order_seed` and the modality set, always including the last training order.
+        """
+        train = tuple(m for m in self.train_order if m in present)
+        key = (tuple(sorted(present)), train)
+        if key not in self._order_cache:
+            k = self.config.max_orders
+            if math.factorial(len(train)) <= k:
+                orders = list(itertools.permutations(train))
+            else:
+                seed = [self.config.order_seed, zlib.crc32(",".join(key[0]).encode())]
+                rng = np.random.default_rng(seed)
+                chosen = {train: None}
+                while len(chosen) < k:
+                    chosen.setdefault(tuple(train[i] for i in rng.permutation(len(train))), None)
+                orders = list(chosen)
+            self._order_cache[key] = orders
+        return self._order_cache[key]
+
+    # ------------------------------------------------------------- validation
+    def check_inputs(
+        self, features: Features, modality_mask: Mask | None = None, labels: torch.Tensor | None = None
+    ) -> tuple[dict[str, torch.Tensor], int]:
+        """Validate inputs and return the presence mask of every modality (missing key -> all False).
+
+        Raises:
+            `ValueError`: on an unknown modality, a feature of the wrong size, NaN or inf in a present feature,
+            mismatched batch sizes, a label outside the label set, or a sample with no modality present.
+        """
+        if not isinstance(features, Mapping) or not features:
+            raise ValueError("features must be a non-empty dict {modality: Tensor[B, D_m]}")
+        unknown = [m for m in features if m not in self.config.modality_dims]
+        if unknown:
+            raise ValueError(f"unknown modality {unknown}; this model was built for {self.modalities}")
+        batch = None
+        present: dict[str, torch.Tensor] = {}
+        for m in self.modalities:
+            if m not in features:
+                continue
+            x = features[m]
+            if x.dim() != 2 or x.shape[-1] != self.config.modality_dims[m]:
+                raise ValueError(
+                    f"feature {m!r} has shape {tuple(x.shape)}; expected (batch, {self.config.modality_dims[m]})"
+                )
+            if batch is None:
+                batch = x.shape[0]
+            elif x.shape[0] != batch:
+                raise ValueError(f"feature {m!r} has batch size {x.shape[0]}, others have {batch}")
+            mask = torch.ones(batch, dtype=torch.bool, device=x.device)
+            if modality_mask is not None and m in modality_mask:
+                mask = modality_mask[m].to(device=x.device, dtype=torch.bool).reshape(-1)
+                if mask.shape[0] != batch:
+                    raise ValueError(f"modality_mask[{m!r}] has {mask.shape[0]} entries for a batch of {batch}")
+            if not torch.isfinite(x[mask]).all():
+                rows = (~torch.isfinite(x).all(-1) & mask).nonzero().flatten().tolist()
+                raise ValueError(f"feature {m!r} holds NaN or inf in present samples {rows[:10]}")
+            present[m] = mask
+        any_present = torch.stack(list(present.values())).any(0)
+        if not any_present.all():
+            rows = (~any_present).nonzero().flatten().tolist()
+            raise ValueError(f"samples {rows[:10]} have no modality present")
+        if labels is not None:
+            labels = labels.reshape(-1)
+            if labels.shape[0] != batch:
+                raise ValueError(f"labels have {labels.shape[0]} entries for a batch of {batch}")
+            bad = (labels < 0) | (labels >= self.config.num_labels)
+            if bad.any():
+                raise ValueError(
+                    f"labels {sorted(set(labels[bad].tolist()))[:10]} are outside the label set "
+                    f"0..{self.config.num_labels - 1}"
+                )
+        return present, batch
+
+    # ------------------------------------------------------------------ chain
+    def chain(self, adapted: Features, order: Sequence[str]) -> list[torch.Tensor]:
+        """Run the chain over `order` and return every prefix state `h_1 .. h_k`.
+
+        Args:
+            adapted (`dict[str, torch.Tensor]`): adapter outputs, each of shape `(..., B, d)`.
+            order (`Sequence[str]`): modalities in chain order (weakest first during training).
+        """
+        h = adapted[order[0]]  # (..., B, d)
+        states = [h]
+        for m in order[1:]:
+            h = self.step(h, adapted[m])
+            states.append(h)
+        return states
+
+    def step(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """One chain step: `Memory(h, Map(h, x))`, honouring the ablation switches."""
+        x_hat = self.mapping(h, x) if self.config.use_mapping else x  # (..., B, d)
+        if self.config.use_memory:
+            return self.memory(h, x_hat)
+        return (h + x_hat) / 2
+
+    def adapt(self, features: Features, modalities: Iterable[str], grad: Iterable[str] | None = None):
+        """Adapter outputs `{m: (B, d)}`; modalities outside `grad` (when given) run without gradients."""
+        out = {}
+        for m in modalities:
+            if grad is None or m in grad:
+                out[m] = self.adapters[m](features[m])
+            else:
+                with torch.no_grad():
+                    out[m] = self.adapters[m](features[m])
+        return out
+
+    @staticmethod
+    def presence_groups(present: Mask, modalities: Sequence[str]):
+        """Yield `(rows, present_modalities)` for every presence pattern of the batch (modalities in order)."""
+        pattern = torch.stack([present[m] for m in modalities], dim=1)  # (B, n)
+        patterns, inverse = torch.unique(pattern, dim=0, return_inverse=True)
+        for p_idx, p in enumerate(patterns.tolist()):
+            rows = (inverse == p_idx).nonzero().flatten()
+            yield rows, [m for m, on in zip(modalities, p) if on]
+
+    def fuse(self, adapted: Features, present: Mask, mode: str, order: Sequence[str]) -> torch.Tensor:
+        """Fused feature `(B, d)` of every sample, each group of presence pattern on its own.
+
+        Args:
+            mode (`str`): `"hybrid"` (average over the hybrid orders) or `"order"` (the chain over `order`).
+        """
+        mods = [m for m in order if m in present]
+        ref = adapted[mods[0]]
+        fused = ref.new_zeros(ref.shape[0], self.config.hidden_size)  # (B, d)
+        for rows, group in self.presence_groups(present, mods):
+            if not group:
+                continue
+            sub = {m: adapted[m][rows] for m in group}  # (b, d) each
+            if mode == "hybrid":
+                orders = self.hybrid_orders(group)
+                stacked = {t: torch.stack([sub[o[t]] for o in orders]) for t in range(len(group))}  # (K, b, d)
+                h = self.chain(stacked, list(range(len(group))))[-1].mean(0)  # (b, d)
+            else:
+                h = self.chain(sub, group)[-1]
+            fused = fused.index_copy(0, rows, h)
+        return fused
+
+    # ---------------------------------------------------------------- forward
+    def forward(
+        self,
+        features: Features,
+        labels: torch.Tensor | None = None,
+        modality_mask: Mask | None = None,
+        order: Sequence[str] | None = None,
+        active_modality: str | None = None,
+        inference_mode: str | None = None,
+        return_dict: bool = True,
+    ) -> BalancedModelOutput:
+        r"""
+        Args:
+            features (`dict[str, torch.Tensor]`): `{modality: (B, D_m)}` frozen features.
+            labels (`torch.LongTensor` of shape `(B,)`, *optional*): class indices; the loss is returned.
+            modality_mask (`dict[str, torch.BoolTensor]`, *optional*): `{modality: (B,)}`, `False` = missing.
+            order (`list[str]`, *optional*): chain order. Given, it overrides `inference_mode` and the model
+                runs the chain over it (restricted to each sample's present modalities). Defaults to the last
+                training order while training.
+            active_modality (`str`, *optional*): training only. The alternating step for this modality:
+                the loss is `CE(g(h_t), y)` with `h_{t-1}` computed without gradients, so only this modality's
+                adapter, the memory, the mapping and the classifier learn; samples missing it are left out.
+                Without it, training is joint (loss on the fused feature, all adapters learn).
+            inference_mode (`str`, *optional*): overrides `config.inference_mode` in eval mode.
+
+        Returns:
+            [`BalancedModelOutput`]
+        """
+        present, _ = self.check_inputs(features, modality_mask, labels)
+        if order is not None:
+            order = self.config.check_order(order)
+            missing = [m for m in present if m not in order]
+            if missing:
+                raise ValueError(f"order {order} leaves out present modalities {missing}")
+        if active_modality is not None:
+            if not self.training:
+                raise ValueError("active_modality is only meaningful in training mode")
+            return self._alternating_step(features, present, labels, order or self.train_order, active_modality)
+
+        fused = None
+        if order is not None:
+            fused = self.fuse(self.adapt(features, present), present, "order", order)
+            logits = self.classifier(fused)
+        else:
+            mode = "train_order" if self.training else (inference_mode or self.config.inference_mode)
+            if mode not in ("hybrid", "train_order", "entropy"):
+                raise ValueError(f"unknown inference_mode {mode!r}")
+            adapted = self.adapt(features, present)
+            if mode == "entropy":
+                logits = self._entropy_logits(adapted, present)
+            else:
+                fused = self.fuse(adapted, present, "hybrid" if mode == "hybrid" else "order", self.train_order)
+                logits = self.classifier(fused)
+        loss = F.cross_entropy(logits, labels.reshape(-1)) if labels is not None else None
+        return BalancedModelOutput(loss=loss, logits=logits, fused=fused)
+
+    def _entropy_logits(self, adapted: Features, present: Mask) -> torch.Tensor:
+        mods = list(adapted)
+        uni = torch.stack([self.classifier(adapted[m]) for m in mods])  # (M, B, C)
+        weights = entropy_weights(uni, torch.stack([present[m] for m in mods]))  # (M, B)
+        return (weights.unsqueeze(-1) * uni).sum(0)  # (B, C)
+
+    def _alternating_step(
+        self,
+        features: Features,
+        present: Mask,
+        labels: torch.Tensor | None,
+        order: Sequence[str],
+        active: str,
+    ) -> BalancedModelOutput:
+        if active not in self.config.modality_dims:
+            raise ValueError(f"active_modality {active!r} is not one of {self.modalities}")
+        if active not in order:
+            raise ValueError(f"active_modality {active!r} is not in the order {list(order)}")
+        mods = [m for m in order if m in present]
+        adapted = self.adapt(features, mods, grad=[active])
+        ref = adapted[mods[0]]
+        logits = ref.new_zeros(ref.shape[0], self.config.num_labels)  # (B, C)
+        used = torch.zeros(ref.shape[0], dtype=torch.bool, device=ref.device)
+        for rows, group in self.presence_groups(present, mods):
+            if active not in group:
+                continue
+            t = group.index(active)
+            sub = {m: adapted[m][rows] for m in group[: t + 1]}
+            if t == 0:
+                h = sub[active]
+            else:
+                with torch.no_grad():
+                    h_prev = self.chain(sub, group[:t])[-1]  # (b, d), the weaker side, detached
+                h = self.step(h_prev, sub[active])
+            logits = logits.index_copy(0, rows, self.classifier(h))
+            used[rows] = True
+        loss = None
+        if labels is not None:
+            if used.any():
+                loss = F.cross_entropy(logits[used], labels.reshape(-1)[used])
+            else:  # nobody in this batch has the active modality: a zero loss that touches no weight
+                loss = logits.sum() * 0.0
+        return BalancedModelOutput(loss=loss, logits=logits, fused=None)
+
+    # ---------------------------------------------------------------- subsets
+    @torch.no_grad()
+    def subset_logits(
+        self,
+        features: Features,
+        subsets: Iterable[Iterable[str]],
+        modality_mask: Mask | None = None,
+        order: Sequence[str] | None = None,
+    ) -> dict[frozenset[str], torch.Tensor]:
+        """Logits of the chain over `order` restricted to each subset of modalities, adapters run once.
+
+        Rows with no modality of the subset present are NaN (the caller decides, e.g. the prior prediction).
+
+        Returns:
+            `dict[frozenset[str], torch.Tensor]`: `{subset: (B, num_labels)}`.
+        """
+        present, batch = self.check_inputs(features, modality_mask)
+        order = self.config.check_order(order) if order is not None else self.train_order
+        adapted = self.adapt(features, present)
+        out = {}
+        for subset in subsets:
+            subset = frozenset(subset)
+            sub_present = {m: present[m] for m in order if m in subset and m in present}
+            logits = torch.full((batch, self.config.num_labels), float("nan"), device=self.device)
+            if sub_present:
+                has_any = torch.stack(list(sub_present.values())).any(0)
+                if has_any.any():
+                    rows = has_any.nonzero().flatten()
+                    part = {m: sub_present[m][rows] for m in sub_present}
+                    part_adapted = {m: adapted[m][rows] for m in sub_present}
+                    fused = self.fuse(part_adapted, part, "order", [m for m in order if m in sub_present])
+                    logits[rows] = self.classifier(fused).to(logits.dtype)
+            out[subset] = logits
+        return out
+
+
+__all__ = ["BalancedModel", "BalancedModelOutput", "entropy_weights"]

@@ -1,0 +1,26 @@
+"""Modality memory unit (Eq. 12-14): an LSTM-like gate that merges the mapped modality into the state."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ModalityMemory(nn.Module):
+    """`[f; i; o] = sigmoid(W [h; x_hat] + b)`, `c = f * h + i * x_hat`, `h' = o * tanh(c)`.
+
+    One unit is shared by every step of the chain; no cell state is carried between steps beyond `h`.
+
+    Args:
+        hidden_size (`int`): Size `d` of `h` and `x_hat`.
+    """
+
+    def __init__(self, hidden_size: int):
+        super().__init__()
+        self.gates = nn.Linear(2 * hidden_size, 3 * hidden_size)
+
+    def forward(self, h: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+        # h, x_hat: (..., d)
+        f, i, o = torch.sigmoid(self.gates(torch.cat([h, x_hat], dim=-1))).chunk(3, dim=-1)  # 3 x (..., d)
+        memory = f * h + i * x_hat  # (..., d)
+        return o * torch.tanh(memory)  # (..., d)

@@ -1,0 +1,255 @@
+"""`BalanceTrainer`: a `transformers.Trainer` for Shapley-ordered alternating training on cached features."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import torch
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_utils import EvalPrediction
+
+from .callbacks import ShapleyOrderCallback
+from .collator import LABEL_COLUMN, BalanceDataCollator, validate_feature_dataset
+from .order_state import OrderState
+from .shapley import coalitions_needed, equilibrium_deviation, shapley_values
+from .training_args import BalanceTrainingArguments
+
+
+def accuracy_metrics(eval_pred: EvalPrediction) -> dict[str, float]:
+    """Fusion accuracy in percent, as the paper's tables report it."""
+    logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
+    return {"accuracy": float((np.asarray(logits).argmax(-1) == np.asarray(eval_pred.label_ids)).mean() * 100)}
+
+
+def coalition_key(coalition: Iterable[str], order: Sequence[str]) -> str:
+    """Readable key of a coalition, modalities in `order` joined with `+` (`""` for the empty one)."""
+    return "+".join(m for m in order if m in set(coalition))
+
+
+class BalanceTrainer(Trainer):
+    """Trainer for [`BalancedModel`] (and models with the same inputs) on feature datasets.
+
+    On top of [`~transformers.Trainer`] it
+    - validates the feature datasets against the model before training (clear `ValueError`s),
+    - runs alternating steps (see [`BalanceTrainingArguments.alternation`]) in the current modality order,
+    - keeps the order state ([`OrderState`]), updated every epoch by [`ShapleyOrderCallback`] (added
+      automatically), saved beside every checkpoint and restored on resume,
+    - saves only the trainable weights of the model.
+
+    Args:
+        model ([`BalancedModel`]): the model to train; its `config.modality_dims` names the feature columns.
+        args ([`BalanceTrainingArguments`]): training arguments.
+        train_dataset / eval_dataset (`datasets.Dataset`): feature datasets (one float column per modality,
+            optional `<modality>_present` columns, `labels`). The eval set is scored for the Shapley order.
+        check_values (`bool`, *optional*, defaults to `True`): scan the datasets for NaN/inf and bad labels.
+        Other arguments are passed to [`~transformers.Trainer`].
+    """
+
+    def __init__(
+        self,
+        model=None,
+        args: BalanceTrainingArguments | None = None,
+        train_dataset=None,
+        eval_dataset=None,
+        data_collator=None,
+        compute_metrics=None,
+        callbacks: list[TrainerCallback] | None = None,
+        check_values: bool = True,
+        **kwargs,
+    ):
+        if model is None:
+            raise ValueError("BalanceTrainer needs a model")
+        if args is None:
+            args = BalanceTrainingArguments(output_dir="outputs")
+        if not isinstance(args, BalanceTrainingArguments):
+            raise ValueError("BalanceTrainer needs BalanceTrainingArguments")
+        config = model.config
+        for name, dataset in (("train dataset", train_dataset), ("eval dataset", eval_dataset)):
+            if dataset is not None:
+                validate_feature_dataset(
+                    dataset, config.modality_dims, config.num_labels, name=name, check_values=check_values
+                )
+        if eval_dataset is None and args.order_schedule == "shapley" and train_dataset is not None:
+            raise ValueError("the Shapley order schedule scores modalities on an eval dataset: pass eval_dataset")
+        callbacks = list(callbacks or [])
+        self.shapley_callback = next((c for c in callbacks if isinstance(c, ShapleyOrderCallback)), None)
+        if self.shapley_callback is None:
+            self.shapley_callback = ShapleyOrderCallback()
+            callbacks.append(self.shapley_callback)
+        super().__init__(
+            model=model,
+            args=args,
+            train_dataset=_numpy_view(train_dataset, config),
+            eval_dataset=_numpy_view(eval_dataset, config),
+            data_collator=data_collator or BalanceDataCollator(config.modality_dims),
+            compute_metrics=compute_metrics or accuracy_metrics,
+            callbacks=callbacks,
+            **kwargs,
+        )
+        self.majority_label = None
+        if train_dataset is not None:
+            labels = np.asarray(train_dataset.with_format("numpy")[LABEL_COLUMN])
+            self.majority_label = int(np.bincount(labels, minlength=config.num_labels).argmax())
+        self.order_state = OrderState(order=self._initial_order())
+        self.set_order(self.order_state.order)
+        self.shapley_callback.bind(self)
+
+    # ------------------------------------------------------------------ order
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.model.config.modalities)
+
+    def _initial_order(self) -> list[str]:
+        initial = self.args.initial_order
+        if initial in (None, "", "declared", "shapley"):
+            return self.modalities
+        order = self.model.config.check_order([m.strip() for m in initial.split(",") if m.strip()])
+        if sorted(order) != sorted(self.modalities):
+            raise ValueError(f"initial_order {order} must name every modality {self.modalities} once")
+        return order
+
+    def set_order(self, order: Sequence[str]) -> None:
+        """Make `order` the current training order (and the model's recorded last training order)."""
+        order = self.model.config.check_order(order)
+        self.order_state.order = order
+        self.model.config.train_order = list(order)
+
+    # ---------------------------------------------------------------- scoring
+    @torch.no_grad()
+    def coalition_accuracy(
+        self, coalitions: Sequence[frozenset[str]], eval_dataset=None, order: Sequence[str] | None = None
+    ) -> dict[frozenset[str], float]:
+        """Accuracy (percent) on the eval features of the chain over `order` restricted to each coalition.
+
+        One pass over the cached features; the backbone is never called. Under DDP, predictions are gathered from
+        every rank, so every rank gets the same numbers. Samples with no modality of a coalition get the majority
+        training label (`empty_value="prior"`) or count as wrong (`"zero"`).
+        """
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        if dataset is None:
+            raise ValueError("coalition accuracy needs an eval dataset")
+        dataset = _numpy_view(dataset, self.model.config)
+        model = self.accelerator.unwrap_model(self.model)
+        was_training = model.training
+        model.eval()
+        order = list(order or self.order_state.order)
+        coalitions = [frozenset(c) for c in coalitions]
+        fallback = self.majority_label if self.args.empty_value == "prior" and self.majority_label is not None else -1
+        correct = torch.zeros(len(coalitions), dtype=torch.float64)
+        total = 0
+        for batch in self.get_eval_dataloader(dataset):
+            batch = self._prepare_inputs(batch)
+            logits = model.subset_logits(batch["features"], coalitions, batch.get("modality_mask"), order)
+            preds = torch.stack(
+                [torch.where(lg.isnan().any(-1), fallback, lg.argmax(-1)) for lg in logits.values()], dim=1
+            )  # (b, num_coalitions)
+            preds, labels = self.accelerator.gather_for_metrics((preds, batch[LABEL_COLUMN]))
+            correct += (preds == labels.unsqueeze(1)).sum(0).double().cpu()
+            total += labels.shape[0]
+        model.train(was_training)
+        if total == 0:
+            raise ValueError("the eval dataset is empty")
+        return {c: float(100 * correct[i] / total) for i, c in enumerate(coalitions)}
+
+    def empty_coalition_value(self, eval_dataset=None) -> float:
+        """`v(empty)`: accuracy (percent) of always predicting the majority training label, or 0."""
+        if self.args.empty_value == "zero" or self.majority_label is None:
+            return 0.0
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        labels = np.asarray(dataset.with_format("numpy")[LABEL_COLUMN])
+        return float((labels == self.majority_label).mean() * 100)
+
+    def score_modalities(self, eval_dataset=None, order: Sequence[str] | None = None) -> dict:
+        """Shapley value of every modality (Eq. 7, `P(S)` = accuracy with the modalities in S), EDM and the
+        accuracy of every coalition scored.
+
+        Returns:
+            `dict` with `shapley` ([`ShapleyValues`]), `edm` (`float`) and `accuracy` (`{coalition: percent}`).
+        """
+        mods = self.modalities
+        method = self.args.shapley_method
+        if method == "auto":
+            method = "exact" if len(mods) <= 8 else "permutation"
+        kwargs = {"num_permutations": self.args.shapley_permutations, "seed": self.args.seed}
+        coalitions = coalitions_needed(mods, method=method, **kwargs)
+        accuracy = self.coalition_accuracy([c for c in coalitions if c], eval_dataset, order)
+        accuracy[frozenset()] = self.empty_coalition_value(eval_dataset)
+        phi = shapley_values(accuracy.__getitem__, mods, method=method, **kwargs)
+        return {"shapley": phi, "edm": equilibrium_deviation(phi), "accuracy": accuracy}
+
+    # --------------------------------------------------------------- training
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        alternation = self.args.alternation
+        if alternation == "joint":
+            return super().training_step(model, inputs, num_items_in_batch)
+        order = list(self.order_state.order)
+        if alternation == "epoch":
+            epoch = len(self.order_state.order_history) - 1
+            active = order[max(epoch, 0) % len(order)]
+            return super().training_step(
+                model, {**inputs, "active_modality": active, "order": order}, num_items_in_batch
+            )
+        losses = []
+        masks = inputs.get("modality_mask") or {}
+        for m in order:
+            if m in masks and not bool(masks[m].any()):
+                continue  # nobody in this batch has `m`: no update for its step
+            if losses:
+                self._optimizer_substep(model)
+            step_inputs = {**inputs, "active_modality": m, "order": order}
+            losses.append(super().training_step(model, step_inputs, num_items_in_batch))
+        # The outer loop clips, steps the optimizer and the scheduler after the last modality's step.
+        return torch.stack(losses).mean()
+
+    def floating_point_ops(self, inputs) -> int:
+        """Forward + backward estimate: `6 * batch * parameters` (the inputs are a dict of modalities)."""
+        batch = next(iter(inputs["features"].values())).shape[0]
+        return 6 * batch * sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+    def _optimizer_substep(self, model) -> None:
+        if self.args.max_grad_norm is not None and self.args.max_grad_norm > 0:
+            self._clip_grad_norm(model)
+        self.optimizer.step()
+        model.zero_grad(set_to_none=True)
+
+    # -------------------------------------------------------- checkpointing
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        model = self.accelerator.unwrap_model(self.model)
+        model.config.train_order = list(self.order_state.order)
+        model.config.shapley_history = [dict(p) for p in self.order_state.shapley_history]
+        if state_dict is None:
+            state_dict = trainable_state_dict(model)
+        super()._save(output_dir, state_dict=state_dict)
+        if self.args.should_save:
+            self.order_state.save(output_dir)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        state = OrderState.load(resume_from_checkpoint)
+        if state is None:
+            raise ValueError(
+                f"{os.path.join(resume_from_checkpoint, 'balance_state.json')} is missing: this checkpoint was not "
+                "written by BalanceTrainer, so its modality order cannot be restored"
+            )
+        self.order_state = state
+        self.set_order(state.order)
+
+
+def trainable_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The parameters that train plus the buffers (running statistics); frozen parameters are left out."""
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    return {k: v for k, v in model.state_dict().items() if k not in frozen}
+
+
+def _numpy_view(dataset, config):
+    """Serve the feature columns as numpy arrays (fast batching); other columns are left out."""
+    if dataset is None or not hasattr(dataset, "with_format"):
+        return dataset
+    wanted = [c for m in config.modalities for c in (m, f"{m}_present")] + [LABEL_COLUMN]
+    return dataset.with_format("numpy", columns=[c for c in wanted if c in dataset.column_names])
+
+
+__all__ = ["BalanceTrainer", "accuracy_metrics", "coalition_key", "trainable_state_dict"]

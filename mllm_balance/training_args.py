@@ -1,0 +1,73 @@
+"""`BalanceTrainingArguments`: `TrainingArguments` plus the fields of Shapley-ordered alternating training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+ALTERNATIONS = ("step", "epoch", "joint")
+ORDER_SCHEDULES = ("shapley", "fixed", "random")
+
+
+@dataclass
+class BalanceTrainingArguments(TrainingArguments):
+    r"""
+    [`~transformers.TrainingArguments`] for [`BalanceTrainer`]; only the fields below are new.
+
+    Args:
+        alternation (`str`, *optional*, defaults to `"step"`):
+            `"step"`: every batch is used once per modality, in the current order, the step for `m_t` training
+            `CE(g(h_t), y)` with `h_{t-1}` detached (one optimizer update per modality). `"epoch"`: each epoch
+            trains one modality, cycling through the order, which is re-scored after every full round.
+            `"joint"`: the plain joint baseline (all adapters, loss on the fused feature).
+        order_schedule (`str`, *optional*, defaults to `"shapley"`):
+            How the next order is chosen: `"shapley"` (Eq. 8, weakest first), `"fixed"` (the initial order
+            throughout) or `"random"` (a seeded random order every epoch). The latter two are ablations.
+        initial_order (`str`, *optional*):
+            First-epoch order: comma-separated modality names, `"shapley"` (score the untrained model) or
+            unset for the dataset's declared order.
+        shapley_every (`int`, *optional*, defaults to 1):
+            Score the modalities every this many epochs (rounds under `alternation="epoch"`).
+        shapley_method (`str`, *optional*, defaults to `"auto"`):
+            `"exact"`, `"permutation"`, or `"auto"` (exact up to 8 modalities).
+        shapley_permutations (`int`, *optional*, defaults to 200):
+            Orders sampled by the permutation estimator.
+        empty_value (`str`, *optional*, defaults to `"prior"`):
+            Value of the empty coalition: `"prior"` (accuracy of always predicting the majority training label)
+            or `"zero"`.
+    """
+
+    alternation: str = field(default="step", metadata={"help": "Alternation: step, epoch or joint."})
+    order_schedule: str = field(default="shapley", metadata={"help": "Order schedule: shapley, fixed or random."})
+    initial_order: str | None = field(
+        default=None, metadata={"help": "First order: comma-separated modalities, 'shapley', or unset (declared)."}
+    )
+    shapley_every: int = field(default=1, metadata={"help": "Score modalities every N epochs."})
+    shapley_method: str = field(default="auto", metadata={"help": "Shapley estimator: auto, exact or permutation."})
+    shapley_permutations: int = field(default=200, metadata={"help": "Orders sampled by the permutation estimator."})
+    empty_value: str = field(default="prior", metadata={"help": "Value of the empty coalition: prior or zero."})
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Feature datasets carry their own columns; keep them."}
+    )
+    ddp_find_unused_parameters: bool | None = field(
+        default=True, metadata={"help": "Alternating steps leave other adapters unused; DDP must know."}
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.alternation not in ALTERNATIONS:
+            raise ValueError(f"alternation must be one of {ALTERNATIONS}, got {self.alternation!r}")
+        if self.order_schedule not in ORDER_SCHEDULES:
+            raise ValueError(f"order_schedule must be one of {ORDER_SCHEDULES}, got {self.order_schedule!r}")
+        if self.shapley_method not in ("auto", "exact", "permutation"):
+            raise ValueError(f"shapley_method must be auto, exact or permutation, got {self.shapley_method!r}")
+        if self.empty_value not in ("prior", "zero"):
+            raise ValueError(f"empty_value must be 'prior' or 'zero', got {self.empty_value!r}")
+        if self.shapley_every < 1:
+            raise ValueError(f"shapley_every must be >= 1, got {self.shapley_every}")
+        if self.alternation == "step" and self.gradient_accumulation_steps != 1:
+            raise ValueError("alternation='step' steps once per modality and batch: set gradient_accumulation_steps=1")
+
+
+__all__ = ["BalanceTrainingArguments"]
