@@ -1,0 +1,45 @@
+"""Shared fixtures: tiny configs and small feature datasets with one informative and one noisy modality."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def make_features(n: int, seed: int = 0, dims=(("a", 6), ("b", 5)), num_labels: int = 3, strength=(3.0, 0.3)):
+    """Features where modality i carries the label with signal `strength[i]` plus unit noise."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, num_labels, size=n)
+    features = {}
+    for (name, dim), s in zip(dims, strength):
+        centers = np.random.default_rng(len(name) * 100 + dim).normal(size=(num_labels, dim))
+        features[name] = (s * centers[labels] + rng.normal(size=(n, dim))).astype(np.float32)
+    return features, labels
+
+
+@pytest.fixture
+def feature_maker():
+    """The `make_features` function, for tests that build their own feature sets."""
+    return make_features
+
+
+@pytest.fixture
+def tiny_config():
+    from mllm_balance import BalanceConfig
+
+    return BalanceConfig(modality_dims={"a": 6, "b": 5}, num_labels=3, hidden_size=8)
+
+
+@pytest.fixture
+def tiny_datasets():
+    from mllm_balance import build_feature_dataset
+
+    train = build_feature_dataset(*make_features(96, seed=1))
+    val = build_feature_dataset(*make_features(48, seed=2))
+    return train, val

@@ -1,0 +1,113 @@
+"""Bad input gets a ValueError that names the problem."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+
+from mllm_balance import (
+    BalanceDataCollator,
+    BalancedModel,
+    BalanceTrainer,
+    BalanceTrainingArguments,
+    build_feature_dataset,
+)
+
+
+def args(tmp_path, **kw):
+    return BalanceTrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[], **kw)
+
+
+def trainer(tmp_path, config, train, val, **kw):
+    return BalanceTrainer(model=BalancedModel(config), args=args(tmp_path, **kw), train_dataset=train, eval_dataset=val)
+
+
+def test_missing_modality_column(tmp_path, tiny_config, tiny_datasets):
+    train, val = tiny_datasets
+    with pytest.raises(ValueError, match="modality column 'b' is missing from the train dataset"):
+        trainer(tmp_path, tiny_config, train.remove_columns("b"), val)
+    with pytest.raises(ValueError, match="modality column 'a' is missing"):
+        BalanceDataCollator({"a": 6, "b": 5})([{"b": [0.0] * 5, "labels": 0}])
+
+
+def test_wrong_feature_size(tmp_path, tiny_config, feature_maker):
+    features, labels = feature_maker(20, dims=(("a", 7), ("b", 5)))
+    with pytest.raises(ValueError, match="modality 'a' in the train dataset has feature size 7; the model expects 6"):
+        trainer(tmp_path, tiny_config, build_feature_dataset(features, labels), None, order_schedule="fixed")
+    model = BalancedModel(tiny_config)
+    with pytest.raises(ValueError, match=r"feature 'a' has shape \(4, 7\); expected \(batch, 6\)"):
+        model({"a": torch.zeros(4, 7), "b": torch.zeros(4, 5)})
+    with pytest.raises(ValueError, match="has a 'b' feature of shape"):
+        BalanceDataCollator({"a": 6, "b": 5})([{"a": [0.0] * 6, "b": [0.0] * 4, "labels": 0}])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_nan_or_inf_in_features(tmp_path, tiny_config, feature_maker, bad):
+    features, labels = feature_maker(20)
+    features["b"][7, 2] = bad
+    with pytest.raises(ValueError, match=r"modality 'b' in the eval dataset holds NaN or inf in rows \[7\]"):
+        good = build_feature_dataset(*feature_maker(20))
+        trainer(tmp_path, tiny_config, good, build_feature_dataset(features, labels))
+    model = BalancedModel(tiny_config)
+    x = {"a": torch.zeros(3, 6), "b": torch.zeros(3, 5)}
+    x["a"][1, 0] = bad
+    with pytest.raises(ValueError, match=r"feature 'a' holds NaN or inf in present samples \[1\]"):
+        model(x)
+    # a NaN in a *missing* modality's slot is not an error: it is never read
+    model.eval()(x, modality_mask={"a": torch.tensor([True, False, True])})
+
+
+def test_label_outside_the_label_set(tmp_path, tiny_config, feature_maker):
+    features, labels = feature_maker(20)
+    labels[4] = 3
+    with pytest.raises(ValueError, match=r"labels \[3\] outside the label set 0..2"):
+        trainer(tmp_path, tiny_config, build_feature_dataset(features, labels), None, order_schedule="fixed")
+    with pytest.raises(ValueError, match=r"labels \[-1\] are outside the label set 0..2"):
+        BalancedModel(tiny_config)({"a": torch.zeros(2, 6)}, labels=torch.tensor([0, -1]))
+
+
+def test_empty_eval_set(tmp_path, tiny_config, tiny_datasets):
+    train, val = tiny_datasets
+    with pytest.raises(ValueError, match="the eval dataset is empty"):
+        trainer(tmp_path, tiny_config, train, val.select([]))
+
+
+def test_order_naming_an_unknown_modality(tmp_path, tiny_config, tiny_datasets):
+    model = BalancedModel(tiny_config)
+    x = {"a": torch.zeros(2, 6), "b": torch.zeros(2, 5)}
+    with pytest.raises(ValueError, match=r"order names unknown modalities \['video'\]"):
+        model(x, order=["a", "video"])
+    with pytest.raises(ValueError, match="unknown modalities"):
+        trainer(tmp_path, tiny_config, *tiny_datasets, initial_order="a,video")
+    with pytest.raises(ValueError, match="must name every modality"):
+        trainer(tmp_path, tiny_config, *tiny_datasets, initial_order="a")
+    with pytest.raises(ValueError, match="leaves out present modalities"):
+        model(x, order=["a"])
+
+
+def test_unknown_modality_in_features_and_samples_with_nothing_present(tiny_config):
+    model = BalancedModel(tiny_config)
+    with pytest.raises(ValueError, match=r"unknown modality \['video'\]"):
+        model({"a": torch.zeros(2, 6), "video": torch.zeros(2, 3)})
+    with pytest.raises(ValueError, match=r"samples \[1\] have no modality present"):
+        model({"a": torch.zeros(2, 6)}, modality_mask={"a": torch.tensor([True, False])})
+
+
+def test_shapley_schedule_needs_an_eval_set(tmp_path, tiny_config, tiny_datasets):
+    with pytest.raises(ValueError, match="pass eval_dataset"):
+        trainer(tmp_path, tiny_config, tiny_datasets[0], None)
+
+
+def test_rows_of_different_sizes_in_an_untyped_column(tmp_path, tiny_config):
+    rows = {"a": [np.zeros(6).tolist(), np.zeros(5).tolist()], "b": [np.zeros(5).tolist()] * 2, "labels": [0, 1]}
+    with pytest.raises(ValueError, match="different feature sizes|feature size"):
+        trainer(tmp_path, tiny_config, Dataset.from_dict(rows), None, order_schedule="fixed")
+
+
+def test_bad_training_arguments(tmp_path):
+    with pytest.raises(ValueError, match="alternation"):
+        args(tmp_path, alternation="sometimes")
+    with pytest.raises(ValueError, match="gradient_accumulation_steps=1"):
+        args(tmp_path, gradient_accumulation_steps=2)
