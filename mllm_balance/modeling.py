@@ -135,7 +135,11 @@ class BalancedModel(PreTrainedModel):
 
     # ------------------------------------------------------------- validation
     def check_inputs(
-        self, features: Features, modality_mask: Mask | None = None, labels: torch.Tensor | None = None
+        self,
+        features: Features,
+        modality_mask: Mask | None = None,
+        labels: torch.Tensor | None = None,
+        check_values: bool = True,
     ) -> tuple[dict[str, torch.Tensor], int]:
         """Validate inputs and return the presence mask of every modality (missing key -> all False).
 
@@ -167,9 +171,10 @@ class BalancedModel(PreTrainedModel):
                 mask = modality_mask[m].to(device=x.device, dtype=torch.bool).reshape(-1)
                 if mask.shape[0] != batch:
                     raise ValueError(f"modality_mask[{m!r}] has {mask.shape[0]} entries for a batch of {batch}")
-            if not torch.isfinite(x[mask]).all():
+            if check_values and not torch.isfinite(x).all():  # fast path first: a NaN only matters in a present row
                 rows = (~torch.isfinite(x).all(-1) & mask).nonzero().flatten().tolist()
-                raise ValueError(f"feature {m!r} holds NaN or inf in present samples {rows[:10]}")
+                if rows:
+                    raise ValueError(f"feature {m!r} holds NaN or inf in present samples {rows[:10]}")
             present[m] = mask
         any_present = torch.stack(list(present.values())).any(0)
         if not any_present.all():
@@ -222,8 +227,12 @@ class BalancedModel(PreTrainedModel):
 
     @staticmethod
     def presence_groups(present: Mask, modalities: Sequence[str]):
-        """Yield `(rows, present_modalities)` for every presence pattern of the batch (modalities in order)."""
+        """Yield `(rows, present_modalities)` for every presence pattern of the batch (modalities in order);
+        `rows` is `None` when the whole batch shares one pattern."""
         pattern = torch.stack([present[m] for m in modalities], dim=1)  # (B, n)
+        if bool(pattern.all()):
+            yield None, list(modalities)
+            return
         patterns, inverse = torch.unique(pattern, dim=0, return_inverse=True)
         for p_idx, p in enumerate(patterns.tolist()):
             rows = (inverse == p_idx).nonzero().flatten()
@@ -241,14 +250,14 @@ class BalancedModel(PreTrainedModel):
         for rows, group in self.presence_groups(present, mods):
             if not group:
                 continue
-            sub = {m: adapted[m][rows] for m in group}  # (b, d) each
+            sub = {m: _take(adapted[m], rows) for m in group}  # (b, d) each
             if mode == "hybrid":
                 orders = self.hybrid_orders(group)
                 stacked = {t: torch.stack([sub[o[t]] for o in orders]) for t in range(len(group))}  # (K, b, d)
                 h = self.chain(stacked, list(range(len(group))))[-1].mean(0)  # (b, d)
             else:
                 h = self.chain(sub, group)[-1]
-            fused = fused.index_copy(0, rows, h)
+            fused = _put(fused, rows, h)
         return fused
 
     # ---------------------------------------------------------------- forward
@@ -260,6 +269,7 @@ class BalancedModel(PreTrainedModel):
         order: Sequence[str] | None = None,
         active_modality: str | None = None,
         inference_mode: str | None = None,
+        check_values: bool = True,
         return_dict: bool = True,
     ) -> BalancedModelOutput:
         r"""
@@ -275,11 +285,13 @@ class BalancedModel(PreTrainedModel):
                 adapter, the memory, the mapping and the classifier learn; samples missing it are left out.
                 Without it, training is joint (loss on the fused feature, all adapters learn).
             inference_mode (`str`, *optional*): overrides `config.inference_mode` in eval mode.
+            check_values (`bool`, *optional*, defaults to `True`): scan present features for NaN/inf and labels
+                for values outside the label set (a trainer that validated its datasets turns it off).
 
         Returns:
             [`BalancedModelOutput`]
         """
-        present, _ = self.check_inputs(features, modality_mask, labels)
+        present, _ = self.check_inputs(features, modality_mask, labels if check_values else None, check_values)
         if order is not None:
             order = self.config.check_order(order)
             missing = [m for m in present if m not in order]
@@ -334,15 +346,15 @@ class BalancedModel(PreTrainedModel):
             if active not in group:
                 continue
             t = group.index(active)
-            sub = {m: adapted[m][rows] for m in group[: t + 1]}
+            sub = {m: _take(adapted[m], rows) for m in group[: t + 1]}
             if t == 0:
                 h = sub[active]
             else:
                 with torch.no_grad():
                     h_prev = self.chain(sub, group[:t])[-1]  # (b, d), the weaker side, detached
                 h = self.step(h_prev, sub[active])
-            logits = logits.index_copy(0, rows, self.classifier(h))
-            used[rows] = True
+            logits = _put(logits, rows, self.classifier(h))
+            used = _put(used, rows, torch.ones_like(used[: h.shape[0]]))
         loss = None
         if labels is not None:
             if used.any():
@@ -385,6 +397,15 @@ class BalancedModel(PreTrainedModel):
                     logits[rows] = self.classifier(fused).to(logits.dtype)
             out[subset] = logits
         return out
+
+
+def _take(x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+    return x if rows is None else x[rows]
+
+
+def _put(dest: torch.Tensor, rows: torch.Tensor | None, src: torch.Tensor) -> torch.Tensor:
+    """`dest` with `src` written into `rows` (out of place, so autograd follows); all rows when `rows` is None."""
+    return src.to(dest.dtype) if rows is None else dest.index_copy(0, rows, src.to(dest.dtype))
 
 
 __all__ = ["BalancedModel", "BalancedModelOutput", "entropy_weights"]

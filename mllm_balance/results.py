@@ -89,4 +89,40 @@ def trainer_results(trainer, *, dataset: str, method: str = "ours", eval_dataset
     )
 
 
-__all__ = ["build_results", "save_results", "trainer_results", "RESULTS_NAME"]
+__all__ = ["build_results", "save_results", "trainer_results", "format_summary", "RESULTS_NAME"]
+
+
+def format_summary(results: Mapping[str, Any], order_state=None) -> str:
+    """A readable summary of a results dict (and, given the run's [`OrderState`], one row per scored epoch)."""
+    mods = results["modalities"]
+    lines = [f"dataset: {results['dataset']}   method: {results['method']}", ""]
+    if order_state is not None and order_state.shapley_history:
+        header = ["epoch", "order", *(f"acc {m}" for m in mods), *(f"phi {m}" for m in mods), "EDM"]
+        rows = []
+        for epoch, phi, edm, acc in zip(
+            order_state.scored_epochs,
+            order_state.shapley_history,
+            order_state.edm_history,
+            order_state.accuracy_history,
+        ):
+            trained = order_state.order_history[epoch] if 0 <= epoch < len(order_state.order_history) else []
+            rows.append(
+                [str(epoch + 1) if epoch >= 0 else "init", ">".join(trained) or "-"]
+                + [f"{acc[m]:.2f}" for m in mods]
+                + [f"{phi[m]:.2f}" for m in mods]
+                + [f"{edm:.2f}"]
+            )
+        lines += _table(header, rows) + [""]
+    edm = results["edm"]
+    rows = [[f"accuracy {m} only", f"{results['accuracy']['per_modality'][m]:.2f}"] for m in mods]
+    rows += [["accuracy fusion", f"{results['accuracy']['fusion']:.2f}"]]
+    rows += [[f"shapley {m}", f"{results['shapley'][m]:.2f}"] for m in mods]
+    rows += [["EDM", "nan" if edm is None else f"{edm:.2f}"]]
+    rows += [[f"missing {rate}", f"{acc:.2f}"] for rate, acc in results.get("missing_modality", {}).items()]
+    return "\n".join(lines + _table(["metric", "value"], rows))
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return [fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in rows]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Iterable, Sequence
 
@@ -88,6 +89,9 @@ class BalanceTrainer(Trainer):
             callbacks=callbacks,
             **kwargs,
         )
+        # Validated datasets need no per-batch NaN scan (the model still checks shapes and modalities).
+        forward = self.accelerator.unwrap_model(self.model).forward
+        self._skip_value_checks = check_values and "check_values" in inspect.signature(forward).parameters
         self.majority_label = None
         if train_dataset is not None:
             labels = np.asarray(train_dataset.with_format("numpy")[LABEL_COLUMN])
@@ -95,6 +99,20 @@ class BalanceTrainer(Trainer):
         self.order_state = OrderState(order=self._initial_order())
         self.set_order(self.order_state.order)
         self.shapley_callback.bind(self)
+
+    def _checked(self, dataset, name: str):
+        """Validate a dataset passed after construction, and serve it as numpy arrays."""
+        if dataset is None or not hasattr(dataset, "with_format"):
+            return dataset
+        config = self.model.config
+        validate_feature_dataset(dataset, config.modality_dims, config.num_labels, name=name)
+        return _numpy_view(dataset, config)
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
+        return super().evaluate(self._checked(eval_dataset, "eval dataset"), ignore_keys, metric_key_prefix)
+
+    def predict(self, test_dataset, ignore_keys=None, metric_key_prefix: str = "test"):
+        return super().predict(self._checked(test_dataset, "test dataset"), ignore_keys, metric_key_prefix)
 
     # ------------------------------------------------------------------ order
     @property
@@ -130,7 +148,7 @@ class BalanceTrainer(Trainer):
         dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
         if dataset is None:
             raise ValueError("coalition accuracy needs an eval dataset")
-        dataset = _numpy_view(dataset, self.model.config)
+        dataset = self._checked(dataset, "eval dataset") if eval_dataset is not None else dataset
         model = self.accelerator.unwrap_model(self.model)
         was_training = model.training
         model.eval()
@@ -141,7 +159,9 @@ class BalanceTrainer(Trainer):
         total = 0
         for batch in self.get_eval_dataloader(dataset):
             batch = self._prepare_inputs(batch)
-            logits = model.subset_logits(batch["features"], coalitions, batch.get("modality_mask"), order)
+            logits = model.subset_logits(
+                batch["features"], coalitions, batch.get("modality_mask"), order
+            )  # {S: (b, C)}
             preds = torch.stack(
                 [torch.where(lg.isnan().any(-1), fallback, lg.argmax(-1)) for lg in logits.values()], dim=1
             )  # (b, num_coalitions)
@@ -180,6 +200,12 @@ class BalanceTrainer(Trainer):
         return {"shapley": phi, "edm": equilibrium_deviation(phi), "accuracy": accuracy}
 
     # --------------------------------------------------------------- training
+    def _prepare_inputs(self, inputs):
+        inputs = super()._prepare_inputs(inputs)
+        if self._skip_value_checks and isinstance(inputs, dict) and "features" in inputs:
+            inputs = {**inputs, "check_values": False}
+        return inputs
+
     def training_step(self, model, inputs, num_items_in_batch=None):
         alternation = self.args.alternation
         if alternation == "joint":
