@@ -252,13 +252,27 @@ class BalancedModel(PreTrainedModel):
                 continue
             sub = {m: _take(adapted[m], rows) for m in group}  # (b, d) each
             if mode == "hybrid":
-                orders = self.hybrid_orders(group)
-                stacked = {t: torch.stack([sub[o[t]] for o in orders]) for t in range(len(group))}  # (K, b, d)
-                h = self.chain(stacked, list(range(len(group))))[-1].mean(0)  # (b, d)
+                h = self._hybrid_mean(sub, self.hybrid_orders(group))
             else:
                 h = self.chain(sub, group)[-1]
             fused = _put(fused, rows, h)
         return fused
+
+    def _hybrid_mean(self, adapted: Features, orders: Sequence[tuple[str, ...]]) -> torch.Tensor:
+        """Mean over `orders` of the fused feature, all orders batched: `{m: (b, d)} -> (b, d)`."""
+        k = len(orders[0])
+        if not (self.config.use_memory and (not self.config.use_mapping or not self.mapping.depends_on_state)):
+            stacked = {t: torch.stack([adapted[o[t]] for o in orders]) for t in range(k)}  # (K, b, d)
+            return self.chain(stacked, list(range(k)))[-1].mean(0)
+        # The mapped feature does not depend on the state: map and project each modality once, reuse per order.
+        x_hat = {m: self.mapping(None, x) if self.config.use_mapping else x for m, x in adapted.items()}
+        x_proj = {m: self.memory.project_input(x) for m, x in x_hat.items()}  # (b, 3d)
+        h = torch.stack([adapted[o[0]] for o in orders])  # (K, b, d)
+        for t in range(1, k):
+            step_x = torch.stack([x_hat[o[t]] for o in orders])  # (K, b, d)
+            step_proj = torch.stack([x_proj[o[t]] for o in orders])  # (K, b, 3d)
+            h = self.memory.forward_projected(h, step_x, step_proj)
+        return h.mean(0)  # (b, d)
 
     # ---------------------------------------------------------------- forward
     def forward(

@@ -62,14 +62,20 @@ class CrossModalMapping(nn.Module):
         if level == "feature":
             self.register_buffer("running_correlation", torch.eye(hidden_size))
 
+    @property
+    def depends_on_state(self) -> bool:
+        """Whether the mapped feature depends on the carried state (False in eval mode unless `at_eval="batch"`)."""
+        return self.training or (self.level == "sample" and self.at_eval == "batch")
+
     def _normalize_columns(self, c: torch.Tensor) -> torch.Tensor:
         return c / c.sum(dim=-2, keepdim=True) if self.normalize else c
 
-    def forward(self, weak: torch.Tensor, strong: torch.Tensor) -> torch.Tensor:
+    def forward(self, weak: torch.Tensor | None, strong: torch.Tensor) -> torch.Tensor:
         """Return `X_hat`, the mapped strong features.
 
         Args:
-            weak (`torch.Tensor` of shape `(..., B, d)`): the state carried so far (`X^(i)`).
+            weak (`torch.Tensor` of shape `(..., B, d)`): the state carried so far (`X^(i)`); may be `None`
+                when `depends_on_state` is False.
             strong (`torch.Tensor` of shape `(..., B, d)`): the incoming modality's adapted features (`X^(j)`).
         """
         if self.level == "sample":

@@ -19,6 +19,22 @@ class ModalityMemory(nn.Module):
         super().__init__()
         self.gates = nn.Linear(2 * hidden_size, 3 * hidden_size)
 
+    def project_input(self, x_hat: torch.Tensor) -> torch.Tensor:
+        """The `x_hat` half of the gate pre-activation, `W_x x_hat + b`: `(..., d) -> (..., 3d)`.
+
+        Hybrid-order fusion reuses it for every order in which a modality appears.
+        """
+        d = x_hat.shape[-1]
+        return nn.functional.linear(x_hat, self.gates.weight[:, d:], self.gates.bias)
+
+    def forward_projected(self, h: torch.Tensor, x_hat: torch.Tensor, x_proj: torch.Tensor) -> torch.Tensor:
+        """Eq. 12-14 given `x_proj = project_input(x_hat)`."""
+        d = h.shape[-1]
+        pre = nn.functional.linear(h, self.gates.weight[:, :d]) + x_proj  # (..., 3d)
+        f, i, o = torch.sigmoid(pre).chunk(3, dim=-1)  # 3 x (..., d)
+        memory = f * h + i * x_hat  # (..., d)
+        return o * torch.tanh(memory)  # (..., d)
+
     def forward(self, h: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
         # h, x_hat: (..., d)
         f, i, o = torch.sigmoid(self.gates(torch.cat([h, x_hat], dim=-1))).chunk(3, dim=-1)  # 3 x (..., d)
