@@ -9,8 +9,10 @@ from transformers import AutoConfig, AutoModel
 from .callbacks import ShapleyOrderCallback
 from .collator import BalanceDataCollator, build_feature_dataset, validate_feature_dataset
 from .configuration import BalanceConfig
+from .hub import check_backbone_compatibility, push_adapters_to_hub, record_backbone
 from .modeling import BalancedModel, BalancedModelOutput
 from .order_state import OrderState
+from .pipeline import BalancedClassificationPipeline, register_pipeline  # importing registers the pipeline task
 from .shapley import ShapleyValues, equilibrium_deviation, next_order, shapley_values
 from .trainer import BalanceTrainer, accuracy_metrics
 from .training_args import BalanceTrainingArguments
@@ -36,4 +38,9 @@ __all__ = [
     "equilibrium_deviation",
     "next_order",
     "accuracy_metrics",
+    "BalancedClassificationPipeline",
+    "register_pipeline",
+    "check_backbone_compatibility",
+    "push_adapters_to_hub",
+    "record_backbone",
 ]

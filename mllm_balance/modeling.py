@@ -377,6 +377,15 @@ class BalancedModel(PreTrainedModel):
                 loss = logits.sum() * 0.0
         return BalancedModelOutput(loss=loss, logits=logits, fused=None)
 
+    def push_to_hub(self, repo_id: str, *, results=None, max_shard_size=None, **kwargs):
+        """Push the trained weights, config, model card and contribution plot (never the backbone).
+
+        See [`~mllm_balance.hub.push_adapters_to_hub`]; `results` is a results dict or a `results.json` path.
+        """
+        from .hub import push_adapters_to_hub
+
+        return push_adapters_to_hub(self, repo_id, results=results, **kwargs)
+
     # ---------------------------------------------------------------- subsets
     @torch.no_grad()
     def subset_logits(

@@ -13,6 +13,7 @@ import yaml
 from transformers import HfArgumentParser
 
 from .configuration import BalanceConfig
+from .hub import record_backbone
 from .modeling import BalancedModel
 from .results import format_summary, save_results, trainer_results
 from .trainer import BalanceTrainer
@@ -155,7 +156,7 @@ def run_recipe(data_args: DataArguments, model_args: ModelArguments, training_ar
         use_memory=model_args.use_memory,
         inference_mode=model_args.inference_mode,
     )
-    _record_backbone(config, backbone, spec)
+    record_backbone(config, backbone, spec)
     trainer = BalanceTrainer(
         model=BalancedModel(config),
         args=training_args,
@@ -179,15 +180,6 @@ def run_recipe(data_args: DataArguments, model_args: ModelArguments, training_ar
     if training_args.push_to_hub:
         trainer.push_to_hub()
     return results
-
-
-def _record_backbone(config: BalanceConfig, backbone, spec) -> None:
-    try:
-        from .hub import record_backbone
-    except ImportError:  # the Hub helpers are optional at this point
-        config.backbone_id = spec if isinstance(spec, str) else None
-        return
-    record_backbone(config, backbone, spec)
 
 
 __all__ = ["DataArguments", "ModelArguments", "parse_recipe_args", "run_recipe", "load_raw", "DEFAULT_ENCODERS"]

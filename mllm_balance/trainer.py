@@ -241,6 +241,12 @@ class BalanceTrainer(Trainer):
         model.zero_grad(set_to_none=True)
 
     # -------------------------------------------------------- checkpointing
+    def create_model_card(self, **kwargs):
+        """The `mllm_balance.hub` model card (results.json, Shapley values, EDM, contribution plot)."""
+        from .hub import create_trainer_model_card
+
+        create_trainer_model_card(self, **kwargs)
+
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         model = self.accelerator.unwrap_model(self.model)
