@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -12,6 +13,7 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser
 
+from .collator import LABEL_COLUMN
 from .configuration import BalanceConfig
 from .hub import record_backbone
 from .modeling import BalancedModel
@@ -42,6 +44,10 @@ class DataArguments:
         default=None, metadata={"help": "Bundled benchmark used without --data_dir (default: the dataset's stand-in)."}
     )
     benchmark_seed: int = field(default=0, metadata={"help": "Seed of the bundled benchmark's construction."})
+    features_dir: str | None = field(
+        default=None,
+        metadata={"help": "Precomputed feature splits (DatasetDict.save_to_disk): skips loading and extraction."},
+    )
     on_error: str = field(
         default="skip", metadata={"help": "Unreadable or corrupt samples: 'skip' (counted) or 'raise'."}
     )
@@ -115,13 +121,8 @@ def load_raw(data_args: DataArguments):
     return name, raw
 
 
-def default_backbone(modalities: Sequence[str]) -> str:
-    """The offline composite backbone for these modalities."""
-    return "composite:" + ",".join(f"{m}={DEFAULT_ENCODERS[m]}" for m in modalities)
-
-
-def run_recipe(data_args: DataArguments, model_args: ModelArguments, training_args: BalanceTrainingArguments) -> dict:
-    """Raw data -> cached features -> Shapley-ordered training -> `results.json` and a printed summary."""
+def extract_splits(data_args: DataArguments):
+    """Load the raw splits and extract (or reuse the cached) features of every split with the frozen backbone."""
     from .backbones import load_backbone
     from .data import get_id2label, get_modalities
     from .features import extract_features
@@ -142,9 +143,48 @@ def run_recipe(data_args: DataArguments, model_args: ModelArguments, training_ar
         )
         for split in ("train", "validation", "test")
     }
-    id2label = get_id2label(raw)
+    modality_dims = {m: backbone.feature_sizes[m] for m in modalities}
+    return name, features, modality_dims, get_id2label(raw), backbone, spec
+
+
+def load_feature_splits(data_args: DataArguments):
+    """Feature splits saved with `DatasetDict.save_to_disk`: modalities are the vector columns, in their order."""
+    from datasets import ClassLabel, DatasetDict
+
+    splits = DatasetDict.load_from_disk(data_args.features_dir)
+    missing = [s for s in ("train", "validation", "test") if s not in splits]
+    if missing:
+        raise ValueError(f"{data_args.features_dir} has no {missing} split(s); it has {list(splits)}")
+    train = splits["train"]
+    modality_dims = {
+        c: getattr(f, "length", -1)
+        for c, f in train.features.items()
+        if c != LABEL_COLUMN and not c.endswith("_present") and getattr(f, "length", None) not in (None, -1)
+    }
+    if not modality_dims:
+        raise ValueError(f"{data_args.features_dir} has no fixed-length feature columns (one per modality)")
+    labels = train.features.get(LABEL_COLUMN)
+    if isinstance(labels, ClassLabel):
+        id2label = dict(enumerate(labels.names))
+    else:
+        id2label = {i: str(i) for i in range(int(max(max(s[LABEL_COLUMN]) for s in splits.values())) + 1)}
+    return data_args.dataset, dict(splits), modality_dims, id2label
+
+
+def default_backbone(modalities: Sequence[str]) -> str:
+    """The offline composite backbone for these modalities."""
+    return "composite:" + ",".join(f"{m}={DEFAULT_ENCODERS[m]}" for m in modalities)
+
+
+def run_recipe(data_args: DataArguments, model_args: ModelArguments, training_args: BalanceTrainingArguments) -> dict:
+    """Raw data -> cached features -> Shapley-ordered training -> `results.json` and a printed summary."""
+    if data_args.features_dir:
+        name, features, modality_dims, id2label = load_feature_splits(data_args)
+        backbone = spec = None
+    else:
+        name, features, modality_dims, id2label, backbone, spec = extract_splits(data_args)
     config = BalanceConfig(
-        modality_dims={m: backbone.feature_sizes[m] for m in modalities},
+        modality_dims=modality_dims,
         num_labels=len(id2label),
         id2label=id2label,
         hidden_size=model_args.hidden_size,
@@ -156,7 +196,8 @@ def run_recipe(data_args: DataArguments, model_args: ModelArguments, training_ar
         use_memory=model_args.use_memory,
         inference_mode=model_args.inference_mode,
     )
-    record_backbone(config, backbone, spec)
+    if backbone is not None:
+        record_backbone(config, backbone, spec)
     trainer = BalanceTrainer(
         model=BalancedModel(config),
         args=training_args,
@@ -172,6 +213,9 @@ def run_recipe(data_args: DataArguments, model_args: ModelArguments, training_ar
         extra["missing_modality"] = missing_modality_accuracy(trainer, features["test"], rates, seed=training_args.seed)
     missing = extra.pop("missing_modality", None)
     results = trainer_results(trainer, dataset=name, eval_dataset=features["test"], missing_modality=missing, **extra)
+    # every rank reports the order it trained with: under DDP they must agree
+    history = json.dumps(trainer.order_state.order_history)
+    print(f"[rank {training_args.process_index}] order_history={history}", flush=True)
     if trainer.is_world_process_zero():
         save_results(results, training_args.output_dir)
         trainer.save_model(training_args.output_dir)
