@@ -150,6 +150,15 @@ def extract_splits(data_args: DataArguments):
     return name, features, modality_dims, get_id2label(raw), backbone, spec
 
 
+def benchmark_features(name: str, seed: int = 0, audio_encoder: str | None = None, **data_kwargs: Any):
+    """Feature splits (`DatasetDict`) of a bundled benchmark with the default offline backbone, cached."""
+    from datasets import DatasetDict
+
+    data_args = DataArguments(benchmark=name, benchmark_seed=seed, audio_encoder=audio_encoder, **data_kwargs)
+    features = extract_splits(data_args)[1]
+    return DatasetDict(features)
+
+
 def load_feature_splits(data_args: DataArguments):
     """Feature splits saved with `DatasetDict.save_to_disk`: modalities are the vector columns, in their order."""
     from datasets import ClassLabel, DatasetDict
@@ -233,4 +242,13 @@ def run_recipe(data_args: DataArguments, model_args: ModelArguments, training_ar
     return results
 
 
-__all__ = ["DataArguments", "ModelArguments", "parse_recipe_args", "run_recipe", "load_raw", "DEFAULT_ENCODERS"]
+__all__ = [
+    "DataArguments",
+    "ModelArguments",
+    "parse_recipe_args",
+    "run_recipe",
+    "load_raw",
+    "extract_splits",
+    "benchmark_features",
+    "DEFAULT_ENCODERS",
+]

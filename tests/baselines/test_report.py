@@ -1,0 +1,156 @@
+"""Tables, plots and the comparison recipe end to end on a tiny feature set."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+from baseline_helpers import features
+from datasets import DatasetDict
+
+from mllm_balance import build_feature_dataset
+from mllm_balance.report import (
+    ablation_table,
+    comparison_table,
+    format_cell,
+    pca_2d,
+    plot_contributions,
+    plot_feature_distributions,
+    plot_order_upper_bound,
+    robustness_table,
+)
+
+PNG = b"\x89PNG"
+
+
+def run(method, seed, fusion, text, image, shapley, ablation=None, **extra):
+    r = {
+        "dataset": "toy",
+        "method": method,
+        "modalities": ["text", "image"],
+        "accuracy": {"fusion": fusion, "per_modality": {"text": text, "image": image}},
+        "shapley": shapley,
+        "edm": 100.0 * abs(shapley["text"] - shapley["image"]) / sum(shapley.values()) * 2 / 2,
+        "order_history": [["image", "text"]],
+        "seed": seed,
+        "shapley_history": [shapley, shapley],
+        **extra,
+    }
+    if ablation:
+        r["ablation"] = ablation
+    return r
+
+
+RESULTS = [
+    run("ours", 0, 80.0, 75.0, 50.0, {"text": 20.0, "image": 10.0}, missing_modality={"0.0": 80.0, "0.5": 60.0},
+        order_analysis={"fixed": 70.0, "hybrid": 80.0, "best_order": 81.0, "oracle": 90.0}),
+    run("ours", 1, 82.0, 77.0, 52.0, {"text": 20.0, "image": 20.0}, missing_modality={"0.0": 82.0, "0.5": 62.0},
+        order_analysis={"fixed": 72.0, "hybrid": 82.0, "best_order": 83.0, "oracle": 92.0}),
+    run("concat", 0, 84.0, 78.0, 40.0, {"text": 30.0, "image": 0.0}, missing_modality={"0.0": 84.0, "0.5": 50.0}),
+    run("concat", 1, 84.0, 78.0, 40.0, {"text": 30.0, "image": 0.0}, missing_modality={"0.0": 84.0, "0.5": 52.0}),
+    run("ours-no_memory", 0, 78.0, 70.0, 50.0, {"text": 20.0, "image": 10.0}, ablation="no_memory"),
+]  # fmt: skip
+
+
+def test_cells_are_mean_and_sample_std():
+    assert format_cell([80.0, 82.0]) == f"81.00 ± {np.std([80, 82], ddof=1):.2f}"
+    assert format_cell([80.0]) == "80.00"
+    assert format_cell([None, float("nan")]) == "n/a"
+
+
+def test_comparison_table_has_the_paper_shape_and_bolds_the_best():
+    table = comparison_table(RESULTS)
+    lines = table.strip().splitlines()
+    assert lines[0] == "| Accuracy | Ours Acc | Ours EDM | Concat Acc | Concat EDM |"
+    assert lines[2].startswith("| text | 76.00 ± 1.41 |")
+    multi = lines[-1]
+    assert multi.startswith("| **Multi** | 81.00 ± 1.41 |")
+    assert "**84.00 ± 0.00**" in multi  # best fusion accuracy: Concat
+    assert "ours-no_memory" not in table and "no_memory" not in table
+
+
+def test_ablation_and_robustness_tables():
+    ablation = ablation_table(RESULTS)
+    assert "| Full model |" in ablation and "| w/o modality memory |" in ablation
+    assert "-3.00" in ablation  # 78 - mean(80, 82)
+    robust = robustness_table(RESULTS)
+    assert robust.splitlines()[0] == "| Model | 0% | 50% |"
+    assert "| Concat | 84.00 ± 0.00 | 51.00 ± 1.41 |" in robust
+
+
+def test_plots_are_written(tmp_path):
+    fig3 = plot_contributions(RESULTS, str(tmp_path / "fig3.png"))
+    fig5 = plot_order_upper_bound(RESULTS, str(tmp_path / "fig5.png"))
+    rng = np.random.default_rng(0)
+    snaps = {
+        e: {"modalities": {"text": rng.normal(size=(20, 4)), "image": rng.normal(size=(15, 4))},
+            "fused": rng.normal(size=(20, 4)), "labels": np.zeros(20)}
+        for e in (0, 2)
+    }  # fmt: skip
+    fig4 = plot_feature_distributions(snaps, str(tmp_path / "fig4.png"))
+    for path in (fig3, fig4, fig5):
+        with open(path, "rb") as f:
+            assert f.read(4) == PNG
+
+
+def test_pca_recovers_the_main_axis():
+    rng = np.random.default_rng(0)
+    x = np.outer(rng.normal(size=200), [3.0, 4.0, 0.0]) + 0.01 * rng.normal(size=(200, 3))
+    projected = pca_2d(x)
+    assert projected.shape == (200, 2)
+    assert projected[:, 0].var() > 100 * projected[:, 1].var()
+
+
+def load_compare():
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "recipes", "compare.py")
+    spec = importlib.util.spec_from_file_location("compare_recipe", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_compare_recipe_end_to_end(tmp_path, capsys):
+    dims = (("text", 6), ("image", 5))
+    data = DatasetDict(
+        {
+            split: build_feature_dataset(*features(n, seed=i, dims=dims))
+            for i, (split, n) in enumerate((("train", 96), ("validation", 40), ("test", 40)))
+        }
+    )
+    data.save_to_disk(str(tmp_path / "features"))
+    out = tmp_path / "out"
+    argv = ["--dataset", str(tmp_path / "features"), "--output_dir", str(out), "--methods", "ours", "concat",
+            "--ablations", "fixed_order", "--seeds", "0", "--num_train_epochs", "2", "--hidden_size", "8",
+            "--learning_rate", "0.05", "--missing_rates", "0", "0.5", "--batch_size", "16"]  # fmt: skip
+    threads = torch.get_num_threads()
+    try:
+        result = load_compare().main(argv)
+    finally:
+        torch.set_num_threads(threads)  # the recipe sets the process's thread count
+    printed = capsys.readouterr().out
+    assert "[1/3 ours seed 0] epoch 1/2" in printed  # progress while it runs
+    runs = json.loads((out / "results.json").read_text())
+    assert [r["method"] for r in runs] == ["ours", "concat", "ours-fixed_order"]
+    assert set(runs[0]["missing_modality"]) == {"0.0", "0.5"} and "order_analysis" in runs[0]
+    tables = (out / "tables.md").read_text()
+    assert "Table 1" in tables and "Table 2" in tables and "Table 4" in tables and "Figure 5" in tables
+    for name in ("fig3_contributions.png", "fig4_features.png", "fig5_orders.png", "results.csv"):
+        assert (out / name).stat().st_size > 0
+    assert set(result["written"]) >= {"fig3", "fig4", "fig5", "tables", "csv"}
+    # a second call reuses the finished runs
+    try:
+        load_compare().main(argv)
+    finally:
+        torch.set_num_threads(threads)
+    assert "reused" in capsys.readouterr().out
+
+
+def test_compare_refuses_unknown_methods(tmp_path):
+    with pytest.raises(ValueError, match="unknown methods"):
+        load_compare().main(["--dataset", "synthetic", "--methods", "nope", "--output_dir", str(tmp_path)])
