@@ -89,10 +89,11 @@ class BalanceConfig(PreTrainedConfig):
         self.modality_dims = {m: dims[m] for m in names}
         if self.train_order is not None:
             self.train_order = list(self.train_order)
+        self.check_values()
         super().__post_init__(**kwargs)
 
-    def validate_architecture(self):
-        """Check the values that the model cannot run with."""
+    def check_values(self):
+        """Raise a `ValueError` naming the first value the model cannot run with."""
         for m, dim in self.modality_dims.items():
             if dim <= 0:
                 raise ValueError(f"modality_dims[{m!r}] must be positive, got {dim}")
@@ -106,6 +107,10 @@ class BalanceConfig(PreTrainedConfig):
             raise ValueError(f"max_orders must be >= 1, got {self.max_orders}")
         if self.train_order is not None:
             self.check_order(self.train_order)
+
+    def validate_architecture(self):
+        """Run on assignment by the strict dataclass as well."""
+        self.check_values()
 
     @property
     def modalities(self) -> list[str]:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 ValueFn = Callable[[frozenset[str]], float]
+ZERO_TOLERANCE = 1e-9
 
 
 class ShapleyValues(dict):
@@ -135,13 +136,15 @@ def equilibrium_deviation(phi: Mapping[str, float], *, return_terms: bool = Fals
         return_terms (`bool`, *optional*): also return `{m: |100 - phi~_m|}`.
 
     Returns:
-        `float` (or `(float, dict)`): EDM; NaN, with a warning, when `sum_j phi_j <= 0`.
+        `float` (or `(float, dict)`): EDM; NaN, with a warning, when `sum_j phi_j <= 0` (within `1e-9`).
     """
     if not phi:
         raise ValueError("equilibrium_deviation needs at least one modality")
     total = float(sum(phi.values()))
     n = len(phi)
-    if not total > 0:
+    # Shapley values are accuracy differences in percent points: a sum within rounding of 0 is 0, not a tiny
+    # positive total that would blow the normalised contributions up.
+    if not total > ZERO_TOLERANCE:
         warnings.warn(f"EDM is undefined when the Shapley values sum to {total:.4g} <= 0; returning NaN", stacklevel=2)
         terms = dict.fromkeys(phi, float("nan"))
     else:

@@ -111,3 +111,19 @@ def test_bad_training_arguments(tmp_path):
         args(tmp_path, alternation="sometimes")
     with pytest.raises(ValueError, match="gradient_accumulation_steps=1"):
         args(tmp_path, gradient_accumulation_steps=2)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"mapping_level": "pixel"}, "mapping_level must be one of"),
+        ({"modality_dims": {"a": 0}}, r"modality_dims\['a'\] must be positive"),
+        ({"train_order": ["a", "zz"]}, r"unknown modalities \['zz'\]"),
+        ({"inference_mode": "vote"}, "inference_mode must be one of"),
+    ],
+)
+def test_bad_config_values(overrides, message):
+    from mllm_balance import BalanceConfig
+
+    with pytest.raises(ValueError, match=message):
+        BalanceConfig(**{"modality_dims": {"a": 2}, **overrides})

@@ -176,3 +176,8 @@ def test_exact_matches_brute_force_over_all_orders():
             brute[p] += (v(seen | {p}) - v(seen)) / len(perms)
             seen = seen | {p}
     assert shapley_values(v, players) == pytest.approx(brute)
+
+
+def test_edm_treats_rounding_noise_as_zero():
+    with pytest.warns(UserWarning, match="undefined"):
+        assert math.isnan(equilibrium_deviation({"a": 4e-16, "b": 0.0}))
