@@ -21,7 +21,7 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 demo: setup
-	$(LAUNCH) recipes/train_digits.py
+	$(LAUNCH) recipes/train_mvsa.py
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -76,7 +76,7 @@ class ModelArguments:
     adapter_dropout: float = field(default=0.0, metadata={"help": "Dropout on the adapters' inputs."})
     mapping_threshold: float = field(default=0.2, metadata={"help": "tau of Eq. 10 (the paper: 0.1, 0.2 or 0.3)."})
     mapping_level: str = field(default="sample", metadata={"help": "Cross-modal mapping: sample or feature."})
-    mapping_normalize: bool = field(default=False, metadata={"help": "Columns of C sum to 1."})
+    mapping_normalize: bool = field(default=True, metadata={"help": "Columns of C sum to 1 (a weighted mean)."})
     use_mapping: bool = field(default=True, metadata={"help": "Ablation: False removes the mapping."})
     use_memory: bool = field(default=True, metadata={"help": "Ablation: False removes the memory unit."})
     inference_mode: str = field(default="hybrid", metadata={"help": "hybrid, train_order or entropy."})
@@ -235,7 +235,7 @@ def run_recipe(data_args: DataArguments, model_args: ModelArguments, training_ar
     if trainer.is_world_process_zero():
         save_results(results, training_args.output_dir)
         trainer.save_model(training_args.output_dir)
-        print(format_summary(results, trainer.order_state))
+        print(format_summary(results, trainer.order_state, trainer.state.log_history))
         print(f"\nresults: {os.path.join(training_args.output_dir, 'results.json')}")
     if training_args.push_to_hub:
         trainer.push_to_hub()

@@ -92,12 +92,14 @@ def trainer_results(trainer, *, dataset: str, method: str = "ours", eval_dataset
 __all__ = ["build_results", "save_results", "trainer_results", "format_summary", "RESULTS_NAME"]
 
 
-def format_summary(results: Mapping[str, Any], order_state=None) -> str:
-    """A readable summary of a results dict (and, given the run's [`OrderState`], one row per scored epoch)."""
+def format_summary(results: Mapping[str, Any], order_state=None, log_history: Sequence[Mapping] = ()) -> str:
+    """A readable summary of a results dict; given the run's [`OrderState`] (and the Trainer's log history, for
+    the fusion accuracy on the eval set), one row per scored epoch."""
     mods = results["modalities"]
     lines = [f"dataset: {results['dataset']}   method: {results['method']}", ""]
     if order_state is not None and order_state.shapley_history:
-        header = ["epoch", "order", *(f"acc {m}" for m in mods), *(f"phi {m}" for m in mods), "EDM"]
+        fusion = {round(log["epoch"]) - 1: log["eval_accuracy"] for log in log_history if "eval_accuracy" in log}
+        header = ["epoch", "order", "fusion", *(f"acc {m}" for m in mods), *(f"phi {m}" for m in mods), "EDM"]
         rows = []
         for epoch, phi, edm, acc in zip(
             order_state.scored_epochs,
@@ -108,6 +110,7 @@ def format_summary(results: Mapping[str, Any], order_state=None) -> str:
             trained = order_state.order_history[epoch] if 0 <= epoch < len(order_state.order_history) else []
             rows.append(
                 [str(epoch + 1) if epoch >= 0 else "init", ">".join(trained) or "-"]
+                + [f"{fusion[epoch]:.2f}" if epoch in fusion else "-"]
                 + [f"{acc[m]:.2f}" for m in mods]
                 + [f"{phi[m]:.2f}" for m in mods]
                 + [f"{edm:.2f}"]

@@ -66,7 +66,7 @@ def main() -> None:
     results = trainer_results(trainer, dataset="sklearn-digits-two-views", eval_dataset=data["test"])
     if trainer.is_world_process_zero():
         save_results(results, training_args.output_dir)
-        print(format_summary(results, trainer.order_state))
+        print(format_summary(results, trainer.order_state, trainer.state.log_history))
 
 
 if __name__ == "__main__":
