@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from transformers import HfArgumentParser
+from transformers import HfArgumentParser, set_seed
 
 from .collator import LABEL_COLUMN
 from .configuration import BalanceConfig
@@ -214,6 +214,7 @@ def run_recipe(data_args: DataArguments, model_args: ModelArguments, training_ar
     )
     if backbone is not None:
         record_backbone(config, backbone, spec)
+    set_seed(training_args.seed)  # the same initial weights whatever ran before (e.g. a first extraction)
     trainer = BalanceTrainer(
         model=BalancedModel(config),
         args=training_args,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.datasets import load_digits
-from transformers import HfArgumentParser
+from transformers import HfArgumentParser, set_seed
 
 from mllm_balance import BalanceConfig, BalancedModel, BalanceTrainer, BalanceTrainingArguments, build_feature_dataset
 from mllm_balance.results import format_summary, save_results, trainer_results
@@ -59,6 +59,7 @@ def main() -> None:
         hidden_size=model_args.hidden_size,
         mapping_threshold=model_args.mapping_threshold,
     )
+    set_seed(training_args.seed)  # the same initial weights whatever ran before (e.g. a first extraction)
     trainer = BalanceTrainer(
         model=BalancedModel(config), args=training_args, train_dataset=data["train"], eval_dataset=data["validation"]
     )

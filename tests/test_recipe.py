@@ -79,3 +79,16 @@ def test_two_process_ddp_recipe_agrees_on_the_order(tmp_path, features_dir):
     assert proc.stdout.count("accuracy fusion") == 1  # the summary is printed once
     results = json.loads((out / "results.json").read_text())
     assert results["order_history"] == json.loads(histories["0"])
+
+
+def test_recipe_is_reproducible_whatever_ran_before(tmp_path, features_dir):
+    import torch
+
+    runs = []
+    for k, noise in enumerate((1, 2)):
+        torch.manual_seed(noise)  # e.g. a first run's extraction consumes random numbers, a second run's does not
+        torch.randn(noise * 10)
+        args = parse_recipe_args(None, recipe_args(features_dir, tmp_path / f"run{k}"))
+        runs.append(run_recipe(*args))
+    assert runs[0]["accuracy"] == runs[1]["accuracy"]
+    assert runs[0]["shapley"] == runs[1]["shapley"]
