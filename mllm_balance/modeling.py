@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -405,21 +405,47 @@ class BalancedModel(PreTrainedModel):
         present, batch = self.check_inputs(features, modality_mask)
         order = self.config.check_order(order) if order is not None else self.train_order
         adapted = self.adapt(features, present)
-        out = {}
-        for subset in subsets:
-            subset = frozenset(subset)
-            sub_present = {m: present[m] for m in order if m in subset and m in present}
-            logits = torch.full((batch, self.config.num_labels), float("nan"), device=self.device)
-            if sub_present:
-                has_any = torch.stack(list(sub_present.values())).any(0)
-                if has_any.any():
-                    rows = has_any.nonzero().flatten()
-                    part = {m: sub_present[m][rows] for m in sub_present}
-                    part_adapted = {m: adapted[m][rows] for m in sub_present}
-                    fused = self.fuse(part_adapted, part, "order", [m for m in order if m in sub_present])
-                    logits[rows] = self.classifier(fused).to(logits.dtype)
-            out[subset] = logits
-        return out
+
+        def score(rows: torch.Tensor, part: dict[str, torch.Tensor]) -> torch.Tensor:
+            part_adapted = {m: adapted[m][rows] for m in part}
+            return self.classifier(self.fuse(part_adapted, part, "order", [m for m in order if m in part]))
+
+        return subset_scores(present, subsets, order, batch, self.config.num_labels, score)
+
+
+def subset_scores(
+    present: Mask,
+    subsets: Iterable[Iterable[str]],
+    modalities: Sequence[str],
+    batch: int,
+    num_labels: int,
+    score: Callable[[torch.Tensor, dict[str, torch.Tensor]], torch.Tensor],
+) -> dict[frozenset[str], torch.Tensor]:
+    """`{subset: (B, num_labels)}` logits, `score(rows, presence restricted to the subset)` filling the rows that
+    have a modality of the subset and NaN the others; shared by every model that Shapley scoring reads.
+
+    Args:
+        present (`dict[str, torch.BoolTensor]`): `{modality: (B,)}` presence of the batch.
+        modalities (`Sequence[str]`): all modalities, in the order the restricted presence dicts follow.
+        score (`Callable`): `(rows (b,), {m: (b,) bool}) -> (b, num_labels)` logits of those rows.
+    """
+    device = next(iter(present.values())).device
+    out = {}
+    for subset in subsets:
+        subset = frozenset(subset)
+        unknown = subset - set(modalities)
+        if unknown:
+            raise ValueError(f"subset names unknown modalities {sorted(unknown)}; known: {list(modalities)}")
+        sub_present = {m: present[m] for m in modalities if m in subset and m in present}
+        logits = torch.full((batch, num_labels), float("nan"), device=device)
+        if sub_present:
+            has_any = torch.stack(list(sub_present.values())).any(0)
+            if has_any.any():
+                rows = has_any.nonzero().flatten()
+                part = {m: sub_present[m][rows] for m in sub_present}
+                logits[rows] = score(rows, part).to(logits.dtype)
+        out[subset] = logits
+    return out
 
 
 def _take(x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
@@ -431,4 +457,4 @@ def _put(dest: torch.Tensor, rows: torch.Tensor | None, src: torch.Tensor) -> to
     return src.to(dest.dtype) if rows is None else dest.index_copy(0, rows, src.to(dest.dtype))
 
 
-__all__ = ["BalancedModel", "BalancedModelOutput", "entropy_weights"]
+__all__ = ["BalancedModel", "BalancedModelOutput", "entropy_weights", "subset_scores"]

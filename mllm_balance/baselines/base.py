@@ -11,7 +11,7 @@ from torch import nn
 from transformers import PreTrainedModel, TrainerCallback
 from transformers.utils import ModelOutput
 
-from ..modeling import BalancedModel
+from ..modeling import BalancedModel, subset_scores
 from ..modules import ModalityAdapter
 from .config import BaselineConfig
 
@@ -169,23 +169,12 @@ class BaselineModel(PreTrainedModel):
         if order is not None:
             self.config.check_order(order)
         adapted = self.adapt(features, present)
-        out = {}
-        for subset in subsets:
-            subset = frozenset(subset)
-            unknown = subset - set(self.modalities)
-            if unknown:
-                raise ValueError(f"subset names unknown modalities {sorted(unknown)}; known: {self.modalities}")
-            sub_present = {m: present[m] for m in self.modalities if m in subset and m in present}
-            logits = torch.full((batch, self.config.num_labels), float("nan"), device=self.device)
-            if sub_present:
-                has_any = torch.stack(list(sub_present.values())).any(0)
-                if has_any.any():
-                    rows = has_any.nonzero().flatten()
-                    part = {m: sub_present[m][rows] for m in sub_present}
-                    part_adapted = {m: adapted[m][rows] * part[m].unsqueeze(-1) for m in sub_present}
-                    logits[rows] = self.fuse(part_adapted, part)[0].to(logits.dtype)
-            out[subset] = logits
-        return out
+
+        def score(rows: torch.Tensor, part: dict[str, torch.Tensor]) -> torch.Tensor:
+            part_adapted = {m: adapted[m][rows] * part[m].unsqueeze(-1) for m in part}
+            return self.fuse(part_adapted, part)[0]
+
+        return subset_scores(present, subsets, self.modalities, batch, self.config.num_labels, score)
 
 
 class TrainingProgressCallback(TrainerCallback):
