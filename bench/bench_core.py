@@ -23,11 +23,11 @@ DIMS = {"text": 384, "image": 1280, "audio": 384}  # MiniLM / EfficientNet-Lite0
 MLLM_DIMS = {"text": 3584, "image": 3584, "audio": 3584}  # pooled hidden states of a 7B omni thinker
 
 
-def feature_set(n: int, seed: int):
+def feature_set(n: int, seed: int, dims=DIMS):
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 6, n)
     feats = {
-        m: (rng.normal(size=(6, d))[labels] + rng.normal(size=(n, d)) * 2).astype(np.float32) for m, d in DIMS.items()
+        m: (rng.normal(size=(6, d))[labels] + rng.normal(size=(n, d)) * 2).astype(np.float32) for m, d in dims.items()
     }
     return feats, labels
 
