@@ -109,21 +109,9 @@ class TextEncoder(ModalityEncoder):
     def from_pretrained(cls, name_or_path: str, *, revision: str | None = None, **kwargs: Any) -> TextEncoder:
         """`AutoModel` + `AutoTokenizer`; loading options (`dtype`, `quantization`, `device_map`,
         `trust_remote_code`) go to `load_frozen`, the rest to the constructor."""
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoTokenizer
 
-        load_options, options = _split_load_options(kwargs)
-        model = load_frozen(AutoModel, name_or_path, revision=revision, **load_options)
-        tokenizer = AutoTokenizer.from_pretrained(
-            name_or_path, revision=revision, trust_remote_code=load_options.get("trust_remote_code", False)
-        )
-        return cls(
-            model,
-            tokenizer,
-            name_or_path=name_or_path,
-            revision=hub_revision(model, name_or_path, revision),
-            quantization=load_options.get("quantization"),
-            **options,
-        )
+        return _load_hf_encoder(cls, AutoTokenizer, name_or_path, revision, kwargs)
 
     def preprocess_one(self, value: Any) -> str:
         return load_text(value)
@@ -195,19 +183,9 @@ class VisionEncoder(ModalityEncoder):
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, revision: str | None = None, **kwargs: Any) -> VisionEncoder:
         """`AutoModel` + `AutoImageProcessor`; options as in `TextEncoder.from_pretrained`."""
-        from transformers import AutoImageProcessor, AutoModel
+        from transformers import AutoImageProcessor
 
-        load_options, options = _split_load_options(kwargs)
-        model = load_frozen(AutoModel, name_or_path, revision=revision, **load_options)
-        processor = AutoImageProcessor.from_pretrained(name_or_path, revision=revision)
-        return cls(
-            model,
-            processor,
-            name_or_path=name_or_path,
-            revision=hub_revision(model, name_or_path, revision),
-            quantization=load_options.get("quantization"),
-            **options,
-        )
+        return _load_hf_encoder(cls, AutoImageProcessor, name_or_path, revision, kwargs)
 
     def preprocess_one(self, value: Any) -> Image.Image:
         return load_image(value)
@@ -283,19 +261,9 @@ class AudioEncoder(ModalityEncoder):
     def from_pretrained(cls, name_or_path: str, *, revision: str | None = None, **kwargs: Any) -> AudioEncoder:
         """`AutoModel` + `AutoFeatureExtractor` (e.g. a folder written by `recipes/tools/convert_whisper_ct2.py`);
         options as in `TextEncoder.from_pretrained`."""
-        from transformers import AutoFeatureExtractor, AutoModel
+        from transformers import AutoFeatureExtractor
 
-        load_options, options = _split_load_options(kwargs)
-        model = load_frozen(AutoModel, name_or_path, revision=revision, **load_options)
-        extractor = AutoFeatureExtractor.from_pretrained(name_or_path, revision=revision)
-        return cls(
-            model,
-            extractor,
-            name_or_path=name_or_path,
-            revision=hub_revision(model, name_or_path, revision),
-            quantization=load_options.get("quantization"),
-            **options,
-        )
+        return _load_hf_encoder(cls, AutoFeatureExtractor, name_or_path, revision, kwargs)
 
     def preprocess_one(self, value: Any) -> np.ndarray:
         return load_audio(value, self.sampling_rate, resample=self.resample)
@@ -446,6 +414,29 @@ class VideoEncoder(ModalityEncoder):
 
 
 _LOAD_OPTIONS = ("dtype", "quantization", "device_map", "trust_remote_code")
+
+
+def _load_hf_encoder(cls, processor_class, name_or_path: str, revision: str | None, kwargs: dict[str, Any]):
+    """`AutoModel` (frozen, through `load_frozen`) + its preprocessor (`processor_class`) -> `cls(model, processor)`.
+
+    Loading options (`dtype`, `quantization`, `device_map`, `trust_remote_code`) go to `load_frozen` (and
+    `trust_remote_code` to the preprocessor), the rest to the encoder's constructor.
+    """
+    from transformers import AutoModel
+
+    load_options, options = _split_load_options(kwargs)
+    model = load_frozen(AutoModel, name_or_path, revision=revision, **load_options)
+    processor = processor_class.from_pretrained(
+        name_or_path, revision=revision, trust_remote_code=load_options.get("trust_remote_code", False)
+    )
+    return cls(
+        model,
+        processor,
+        name_or_path=name_or_path,
+        revision=hub_revision(model, name_or_path, revision),
+        quantization=load_options.get("quantization"),
+        **options,
+    )
 
 
 def _split_load_options(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
