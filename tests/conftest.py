@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
 import torch
+from feature_helpers import make_features
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Tiny models run far faster on one thread than on threads contending for two shared cores.
 torch.set_num_threads(1)
-
-
-def make_features(n: int, seed: int = 0, dims=(("a", 6), ("b", 5)), num_labels: int = 3, strength=(3.0, 0.3)):
-    """Features where modality i carries the label with signal `strength[i]` plus unit noise."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, num_labels, size=n)
-    features = {}
-    for (name, dim), s in zip(dims, strength):
-        centers = np.random.default_rng(len(name) * 100 + dim).normal(size=(num_labels, dim))
-        features[name] = (s * centers[labels] + rng.normal(size=(n, dim))).astype(np.float32)
-    return features, labels
 
 
 @pytest.fixture

@@ -7,27 +7,10 @@ import os
 
 import pytest
 import torch
+from feature_helpers import make_args
 from transformers import TrainerCallback
 
-from mllm_balance import BalancedModel, BalanceTrainer, BalanceTrainingArguments, build_feature_dataset
-
-
-def make_args(tmp_path, **overrides):
-    defaults = dict(
-        output_dir=str(tmp_path),
-        num_train_epochs=2,
-        per_device_train_batch_size=16,
-        per_device_eval_batch_size=64,
-        learning_rate=5e-2,
-        use_cpu=True,
-        report_to=[],
-        disable_tqdm=True,
-        save_strategy="no",
-        logging_strategy="epoch",
-        seed=0,
-    )
-    defaults.update(overrides)
-    return BalanceTrainingArguments(**defaults)
+from mllm_balance import BalancedModel, BalanceTrainer, build_feature_dataset
 
 
 def make_trainer(tmp_path, config, datasets, **overrides):
