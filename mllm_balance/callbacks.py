@@ -95,4 +95,45 @@ class ShapleyOrderCallback(TrainerCallback):
         trainer.log(logs)
 
 
-__all__ = ["ShapleyOrderCallback"]
+class BestValidationCallback(TrainerCallback):
+    """Model selection on the validation split: keeps the weights of the epoch with the best validation metric and
+    restores them when training ends (in memory, no checkpoint written).
+
+    The same rule serves every model of the library, so a comparison selects every method alike. Needs
+    `eval_strategy="epoch"` (the Trainer then evaluates on its eval set after every epoch). Ties keep the earlier
+    epoch. The restored model also gets back the training order it was evaluated with.
+
+    Args:
+        metric (`str`, *optional*, defaults to `"eval_accuracy"`): the metric to maximise, as the Trainer logs it.
+
+    Attributes:
+        best_metric (`float` or `None`), best_epoch (`int` or `None`, 1-based): what was selected.
+    """
+
+    def __init__(self, metric: str = "eval_accuracy"):
+        self.metric = metric
+        self.best_metric: float | None = None
+        self.best_epoch: int | None = None
+        self._best_state: dict | None = None
+        self._best_order: list[str] | None = None
+
+    def on_evaluate(self, args, state, control, model=None, metrics=None, **kwargs):
+        if model is None or not metrics or self.metric not in metrics:
+            return
+        value = float(metrics[self.metric])
+        if self.best_metric is None or value > self.best_metric:
+            self.best_metric = value
+            self.best_epoch = int(round(state.epoch or 0))
+            self._best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            order = getattr(model.config, "train_order", None)
+            self._best_order = list(order) if order is not None else None
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        if model is None or self._best_state is None:
+            return
+        model.load_state_dict(self._best_state)
+        if self._best_order is not None:
+            model.config.train_order = list(self._best_order)
+
+
+__all__ = ["ShapleyOrderCallback", "BestValidationCallback"]

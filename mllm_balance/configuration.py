@@ -8,6 +8,8 @@ from transformers import PreTrainedConfig
 MAPPING_LEVELS = ("sample", "feature")
 MAPPING_AT_EVAL = ("identity", "batch")
 INFERENCE_MODES = ("hybrid", "train_order", "entropy")
+HYBRID_WEIGHTINGS = ("mean", "confidence")
+HYBRID_STATES = ("final", "all")
 
 
 @strict(accept_kwargs=True)
@@ -47,6 +49,12 @@ class BalanceConfig(PreTrainedConfig):
             Ablation switch: `False` replaces the memory unit by `h' = (h + x_hat) / 2`.
         inference_mode (`str`, *optional*, defaults to `"hybrid"`):
             Eval-mode fusion: `"hybrid"` (Algorithm 1), `"train_order"` or `"entropy"` (MLA-style weighting).
+        hybrid_weighting (`str`, *optional*, defaults to `"mean"`):
+            How hybrid-order fusion combines the orders: `"mean"` (Algorithm 1: the plain mean of the fused features)
+            or `"confidence"` (per sample, each order weighted by `softmax(-entropy)` of its prediction).
+        hybrid_states (`str`, *optional*, defaults to `"all"`):
+            Which states of each order hybrid-order fusion averages: `"final"` (Algorithm 1: the fused `h_k`) or
+            `"all"` (every prefix state `h_1 .. h_k`, so each modality's own state `a_m(x_m)` joins the mean).
         max_orders (`int`, *optional*, defaults to 24):
             Largest number of orders averaged by hybrid-order fusion; beyond it orders are sampled (seeded).
         order_seed (`int`, *optional*, defaults to 0):
@@ -75,6 +83,8 @@ class BalanceConfig(PreTrainedConfig):
     use_mapping: bool = True
     use_memory: bool = True
     inference_mode: str = "hybrid"
+    hybrid_weighting: str = "mean"
+    hybrid_states: str = "all"
     max_orders: int = 24
     order_seed: int = 0
     train_order: list[str] | None = None
@@ -106,6 +116,10 @@ class BalanceConfig(PreTrainedConfig):
             raise ValueError(f"mapping_at_eval must be one of {MAPPING_AT_EVAL}, got {self.mapping_at_eval!r}")
         if self.inference_mode not in INFERENCE_MODES:
             raise ValueError(f"inference_mode must be one of {INFERENCE_MODES}, got {self.inference_mode!r}")
+        if self.hybrid_weighting not in HYBRID_WEIGHTINGS:
+            raise ValueError(f"hybrid_weighting must be one of {HYBRID_WEIGHTINGS}, got {self.hybrid_weighting!r}")
+        if self.hybrid_states not in HYBRID_STATES:
+            raise ValueError(f"hybrid_states must be one of {HYBRID_STATES}, got {self.hybrid_states!r}")
         if self.max_orders < 1:
             raise ValueError(f"max_orders must be >= 1, got {self.max_orders}")
         if self.train_order is not None:

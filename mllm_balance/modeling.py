@@ -259,20 +259,40 @@ class BalancedModel(PreTrainedModel):
         return fused
 
     def _hybrid_mean(self, adapted: Features, orders: Sequence[tuple[str, ...]]) -> torch.Tensor:
-        """Mean over `orders` of the fused feature, all orders batched: `{m: (b, d)} -> (b, d)`."""
+        """Hybrid-order fusion of `{m: (b, d)}` into `(b, d)`: the mean over `orders` of the fused feature, or, with
+        `config.hybrid_weighting="confidence"`, the per-sample weighted mean `sum_k w_k h^(k)` with
+        `w = softmax_k(-H(softmax(g(h^(k)))))` (the more certain an order's prediction, the larger its weight).
+        With `config.hybrid_states="all"`, every prefix state `h_1 .. h_k` of every order is averaged, not only
+        `h_k` (so the unimodal states `a_m(x_m)` that start the orders join the mean)."""
+        states = self._order_states(adapted, orders, every_state=self.config.hybrid_states == "all")  # (K, b, d)
+        if self.config.hybrid_weighting == "confidence" and states.shape[0] > 1:
+            log_p = F.log_softmax(self.classifier(states), dim=-1)  # (K, b, C)
+            entropy = -(log_p.exp() * log_p).sum(-1)  # (K, b)
+            weights = torch.softmax(-entropy, dim=0).unsqueeze(-1)  # (K, b, 1)
+            return (weights * states).sum(0)  # (b, d)
+        return states.mean(0)  # (b, d)
+
+    def _order_states(
+        self, adapted: Features, orders: Sequence[tuple[str, ...]], every_state: bool = False
+    ) -> torch.Tensor:
+        """Fused feature of the chain over each of `orders`, all orders batched: `{m: (b, d)} -> (K, b, d)`; with
+        `every_state`, every prefix state of every order: `(K * k, b, d)`."""
         k = len(orders[0])
         if not (self.config.use_memory and (not self.config.use_mapping or not self.mapping.depends_on_state)):
             stacked = {t: torch.stack([adapted[o[t]] for o in orders]) for t in range(k)}  # (K, b, d)
-            return self.chain(stacked, list(range(k)))[-1].mean(0)
+            states = self.chain(stacked, list(range(k)))
+            return torch.cat(states) if every_state else states[-1]
         # The mapped feature does not depend on the state: map and project each modality once, reuse per order.
         x_hat = {m: self.mapping(None, x) if self.config.use_mapping else x for m, x in adapted.items()}
         x_proj = {m: self.memory.project_input(x) for m, x in x_hat.items()}  # (b, 3d)
         h = torch.stack([adapted[o[0]] for o in orders])  # (K, b, d)
+        states = [h]
         for t in range(1, k):
             step_x = torch.stack([x_hat[o[t]] for o in orders])  # (K, b, d)
             step_proj = torch.stack([x_proj[o[t]] for o in orders])  # (K, b, 3d)
             h = self.memory.forward_projected(h, step_x, step_proj)
-        return h.mean(0)  # (b, d)
+            states.append(h)
+        return torch.cat(states) if every_state else h  # (K * k, b, d) or (K, b, d)
 
     # ---------------------------------------------------------------- forward
     def forward(
@@ -284,6 +304,8 @@ class BalancedModel(PreTrainedModel):
         active_modality: str | None = None,
         inference_mode: str | None = None,
         check_values: bool = True,
+        step_orders: str = "shapley",
+        unimodal_loss_weight: float = 0.0,
         return_dict: bool = True,
     ) -> BalancedModelOutput:
         r"""
@@ -301,6 +323,11 @@ class BalancedModel(PreTrainedModel):
             inference_mode (`str`, *optional*): overrides `config.inference_mode` in eval mode.
             check_values (`bool`, *optional*, defaults to `True`): scan present features for NaN/inf and labels
                 for values outside the label set (a trainer that validated its datasets turns it off).
+            step_orders (`str`, *optional*, defaults to `"shapley"`): with `active_modality`, the orders whose
+                chains the step trains ([`BalanceTrainingArguments.step_orders`]): `"shapley"` (the paper: `order`
+                only) or `"all"` (the mean loss over the hybrid orders of the sample's present modalities).
+            unimodal_loss_weight (`float`, *optional*, defaults to 0.0): with `active_modality`, adds this times
+                `CE(g(a_m(x_m)), y)` for the active modality `m` ([`BalanceTrainingArguments.unimodal_loss_weight`]).
 
         Returns:
             [`BalancedModelOutput`]
@@ -314,7 +341,10 @@ class BalancedModel(PreTrainedModel):
         if active_modality is not None:
             if not self.training:
                 raise ValueError("active_modality is only meaningful in training mode")
-            return self._alternating_step(features, present, labels, order or self.train_order, active_modality)
+            return self.alternating_step(
+                features, present, labels, order or self.train_order, active_modality, step_orders,
+                unimodal_loss_weight,
+            )  # fmt: skip
 
         fused = None
         if order is not None:
@@ -339,18 +369,86 @@ class BalancedModel(PreTrainedModel):
         weights = entropy_weights(uni, torch.stack([present[m] for m in mods]))  # (M, B)
         return (weights.unsqueeze(-1) * uni).sum(0)  # (B, C)
 
-    def _alternating_step(
+    def alternating_step(
         self,
         features: Features,
         present: Mask,
         labels: torch.Tensor | None,
         order: Sequence[str],
         active: str,
+        step_orders: str = "shapley",
+        unimodal_loss_weight: float = 0.0,
     ) -> BalancedModelOutput:
+        r"""One alternating step (Section 4.3): train modality `active` with every other adapter fixed.
+
+        For an order `pi` in which `active` sits at position `t`, the step's loss is `CE(g(h_t), y)` with
+        `h_t = Memory(h_{t-1}, Map(h_{t-1}, a_active(x_active)))` and the prefix state `h_{t-1}` (the chain over the
+        modalities before `active`) computed without gradients; `h_t = a_active(x_active)` when `t = 1`. So only
+        `a_active`, the memory, the mapping statistics and `g` learn. Samples missing `active` are left out; every
+        sample runs the chain over its present modalities only.
+
+        Args:
+            order (`Sequence[str]`): the current training order (weakest first).
+            active (`str`): the modality this step trains.
+            step_orders (`str`): `"shapley"` (the paper): the loss of `order` alone. `"all"`: the mean of the loss
+                over the hybrid orders ([`hybrid_orders`]) of the sample's present modalities, i.e. the orders that
+                hybrid-order inference averages, so `active` also learns at the front and in the middle of a chain.
+            unimodal_loss_weight (`float`): weight `lambda` of an added unimodal term `lambda * CE(g(a_active(x)), y)`.
+        """
         if active not in self.config.modality_dims:
             raise ValueError(f"active_modality {active!r} is not one of {self.modalities}")
         if active not in order:
             raise ValueError(f"active_modality {active!r} is not in the order {list(order)}")
+        if step_orders not in ("shapley", "all"):
+            raise ValueError(f"step_orders must be 'shapley' or 'all', got {step_orders!r}")
+        if step_orders == "shapley" and not unimodal_loss_weight:
+            return self._paper_step(features, present, labels, order, active)
+        mods = [m for m in order if m in present]
+        adapted = self.adapt(features, mods, grad=[active])
+        ref = adapted[active]
+        logits = ref.new_zeros(ref.shape[0], self.config.num_labels)  # (B, C) mean over the trained orders
+        row_loss = ref.new_zeros(ref.shape[0])  # (B,)
+        used = torch.zeros(ref.shape[0], dtype=torch.bool, device=ref.device)
+        for rows, group in self.presence_groups(present, mods):
+            if active not in group:
+                continue
+            sub = {m: _take(adapted[m], rows) for m in group}  # (b, d) each
+            orders = self.hybrid_orders(group) if step_orders == "all" else [tuple(group)]
+            # Orders sharing the prefix before `active` share the step: run each distinct prefix once, weighted.
+            prefixes: dict[tuple[str, ...], int] = {}
+            for o in orders:
+                prefix = tuple(o[: o.index(active)])
+                prefixes[prefix] = prefixes.get(prefix, 0) + 1
+            group_logits, group_loss = 0.0, 0.0
+            y = _take(labels.reshape(-1), rows) if labels is not None else None
+            for prefix, count in prefixes.items():
+                if prefix:
+                    with torch.no_grad():
+                        h_prev = self.chain(sub, prefix)[-1]  # (b, d), the weaker side, detached
+                    h = self.step(h_prev, sub[active])
+                else:
+                    h = sub[active]
+                step_logits = self.classifier(h)  # (b, C)
+                group_logits = group_logits + step_logits * (count / len(orders))
+                if y is not None:
+                    group_loss = group_loss + F.cross_entropy(step_logits, y, reduction="none") * (count / len(orders))
+            if y is not None and unimodal_loss_weight:
+                uni = F.cross_entropy(self.classifier(sub[active]), y, reduction="none")  # (b,)
+                group_loss = group_loss + unimodal_loss_weight * uni
+            logits = _put(logits, rows, group_logits)
+            if y is not None:
+                row_loss = _put(row_loss, rows, group_loss)
+            used = _put(used, rows, torch.ones_like(used[: sub[active].shape[0]]))
+        loss = None
+        if labels is not None:
+            # nobody in this batch has the active modality: a zero loss that touches no weight
+            loss = row_loss[used].mean() if used.any() else logits.sum() * 0.0
+        return BalancedModelOutput(loss=loss, logits=logits, fused=None)
+
+    def _paper_step(
+        self, features: Features, present: Mask, labels: torch.Tensor | None, order: Sequence[str], active: str
+    ) -> BalancedModelOutput:
+        """[`alternating_step`] over `order` alone, computed as the `paper` preset always has (bit for bit)."""
         mods = [m for m in order if m in present]
         adapted = self.adapt(features, mods, grad=[active])
         ref = adapted[mods[0]]

@@ -17,6 +17,7 @@ from .collator import LABEL_COLUMN
 from .configuration import BalanceConfig
 from .hub import record_backbone
 from .modeling import BalancedModel
+from .presets import get_preset
 from .results import format_summary, save_results, trainer_results
 from .trainer import BalanceTrainer
 from .training_args import BalanceTrainingArguments
@@ -72,6 +73,10 @@ class DataArguments:
 class ModelArguments:
     """The trainable part (see `BalanceConfig`)."""
 
+    preset: str = field(
+        default="default",
+        metadata={"help": "Method preset: 'default' (the measured default) or 'paper' (Section 4 as written)."},
+    )
     hidden_size: int = field(default=256, metadata={"help": "Adapter output / memory size d."})
     adapter_dropout: float = field(default=0.0, metadata={"help": "Dropout on the adapters' inputs."})
     mapping_threshold: float = field(default=0.2, metadata={"help": "tau of Eq. 10 (the paper: 0.1, 0.2 or 0.3)."})
@@ -80,12 +85,15 @@ class ModelArguments:
     use_mapping: bool = field(default=True, metadata={"help": "Ablation: False removes the mapping."})
     use_memory: bool = field(default=True, metadata={"help": "Ablation: False removes the memory unit."})
     inference_mode: str = field(default="hybrid", metadata={"help": "hybrid, train_order or entropy."})
+    hybrid_weighting: str = field(default="mean", metadata={"help": "Hybrid fusion over orders: mean or confidence."})
+    hybrid_states: str = field(default="all", metadata={"help": "States hybrid fusion averages: all or final."})
 
 
 def parse_recipe_args(default_config: str | None, argv: Sequence[str] | None = None):
     """Parse `(DataArguments, ModelArguments, BalanceTrainingArguments)` from a YAML file and the command line.
 
-    The YAML file (`--config path`, else `default_config`) gives defaults; command-line flags override it.
+    Precedence, lowest first: the preset (`--preset default|paper`, see `mllm_balance.presets`), the YAML file
+    (`--config path`, else `default_config`), command-line flags.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     config_path = default_config
@@ -93,14 +101,35 @@ def parse_recipe_args(default_config: str | None, argv: Sequence[str] | None = N
         i = argv.index("--config")
         config_path = argv[i + 1]
         del argv[i : i + 2]
-    defaults: list[str] = []
+    values: dict[str, Any] = {}
     if config_path:
         with open(config_path) as f:
-            for key, value in (yaml.safe_load(f) or {}).items():
-                values = value if isinstance(value, list) else [value]
-                defaults += [f"--{key}", *(str(v).lower() if isinstance(v, bool) else str(v) for v in values)]
+            values = dict(yaml.safe_load(f) or {})
+    defaults = preset_flags(argv, values.get("preset", "default")) + as_flags(values)
     parser = HfArgumentParser((DataArguments, ModelArguments, BalanceTrainingArguments))
     return parser.parse_args_into_dataclasses(args=defaults + argv)
+
+
+def as_flags(values: dict[str, Any]) -> list[str]:
+    """`{"learning_rate": 1e-3, "use_mapping": False}` -> `["--learning_rate", "0.001", "--use_mapping", "false"]`."""
+    flags: list[str] = []
+    for key, value in values.items():
+        items = value if isinstance(value, list) else [value]
+        flags += [f"--{key}", *(str(v).lower() if isinstance(v, bool) else str(v) for v in items)]
+    return flags
+
+
+def preset_flags(argv: Sequence[str], fallback: str = "default") -> list[str]:
+    """The flags of the preset that `argv` names with `--preset` (else `fallback`), to put before a recipe's other
+    flags so that those override it."""
+    preset = fallback
+    for i, arg in enumerate(argv):
+        if arg == "--preset" and i + 1 < len(argv):
+            preset = argv[i + 1]
+        elif arg.startswith("--preset="):
+            preset = arg.split("=", 1)[1]
+    chosen = get_preset(preset)
+    return as_flags({**chosen.config, **chosen.training})
 
 
 def load_raw(data_args: DataArguments):
@@ -211,6 +240,8 @@ def run_recipe(data_args: DataArguments, model_args: ModelArguments, training_ar
         use_mapping=model_args.use_mapping,
         use_memory=model_args.use_memory,
         inference_mode=model_args.inference_mode,
+        hybrid_weighting=model_args.hybrid_weighting,
+        hybrid_states=model_args.hybrid_states,
     )
     if backbone is not None:
         record_backbone(config, backbone, spec)
@@ -251,5 +282,6 @@ __all__ = [
     "load_raw",
     "extract_splits",
     "benchmark_features",
+    "preset_flags",
     "DEFAULT_ENCODERS",
 ]

@@ -24,6 +24,7 @@ from .shapley import equilibrium_deviation
 
 DISPLAY_NAMES = {
     "ours": "Ours",
+    "paper": "Ours (paper preset)",
     "sum": "Sum",
     "concat": "Concat",
     "late_fusion": "Late Fusion",
@@ -163,11 +164,16 @@ def ablation_table(results: Sequence[Mapping[str, Any]], descriptions: Mapping[s
     change of mean fusion accuracy against the full model (`Δ`)."""
     from .baselines.ablations import ABLATIONS
 
-    descriptions = descriptions or {name: a.description for name, a in ABLATIONS.items()}
+    descriptions = descriptions or {
+        **{name: a.description for name, a in ABLATIONS.items()},
+        "paper": "The paper's method (`paper` preset)",
+    }
     variants: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for r in results:
         if r["method"] == "ours" and r.get("ablation") in (None, "full"):
             variants["full"].append(r)
+        elif r["method"] == "paper" and not r.get("ablation"):
+            variants["paper"].append(r)
         elif r.get("ablation"):
             variants[r["ablation"]].append(r)
     if not variants:
@@ -187,6 +193,23 @@ def ablation_table(results: Sequence[Mapping[str, Any]], descriptions: Mapping[s
         row.append("-" if name == "full" or not math.isfinite(full) else f"{mean - full:+.2f}")
         rows.append(row)
     return _table(header, rows)
+
+
+def sweep_table(sweep: Sequence[Mapping[str, Any]]) -> str:
+    """Validation accuracy of every method at every learning rate of the sweep; the chosen one in bold."""
+    if not sweep:
+        return ""
+    by_method: dict[str, dict[float, float]] = defaultdict(dict)
+    for row in sweep:
+        by_method[row["method"]][float(row["learning_rate"])] = float(row["validation_accuracy"])
+    rows = []
+    for method, values in by_method.items():
+        best = max(values, key=lambda lr: (values[lr], -lr))
+        cells = [f"**{lr:g}: {v:.2f}**" if lr == best else f"{lr:g}: {v:.2f}" for lr, v in sorted(values.items())]
+        rows.append([display_name(method), *cells])
+    width = max(len(r) for r in rows)
+    rows = [r + [""] * (width - len(r)) for r in rows]
+    return _table(["Method"] + [f"rate {i + 1}" for i in range(width - 1)], rows)
 
 
 def robustness_table(results: Sequence[Mapping[str, Any]], methods: Sequence[str] | None = None) -> str:
@@ -503,8 +526,13 @@ def write_report(
     output_dir: str,
     snapshots: Mapping[int, Mapping[str, Any]] | None = None,
     methods: Sequence[str] | None = None,
+    protocol: str | None = None,
+    sweep: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, str]:
     """Write `tables.md`, `results.csv` and the PNG figures that the results allow into `output_dir`.
+
+    `protocol` (a paragraph) opens `tables.md`; `sweep` (`{"method", "learning_rate", "validation_accuracy"}` rows)
+    adds the learning-rate sweep table.
 
     Returns:
         `dict[str, str]`: `{artifact: path}` of what was written.
@@ -513,12 +541,15 @@ def write_report(
     written = {"csv": write_csv(results, os.path.join(output_dir, "results.csv"))}
     dataset = next((r.get("dataset") for r in results if r.get("dataset")), "")
     sections = [f"# Comparison on {dataset}\n" if dataset else "# Comparison\n"]
+    if protocol:
+        sections.append(protocol)
     sections += ["## Table 1: unimodal and fusion accuracy, EDM\n", comparison_table(results, methods)]
     sections += ["\n## Per method\n", summary_table(results, methods)]
     for heading, table in (
         ("Table 2: ablations", ablation_table(results)),
         ("Table 4: missing-modality robustness (fusion accuracy)", robustness_table(results, methods)),
         ("Figure 5: inference order", order_table(results)),
+        ("Learning-rate sweep (validation fusion accuracy, first seed)", sweep_table(sweep or [])),
     ):
         if table:
             sections += [f"\n## {heading}\n", table]
@@ -540,6 +571,7 @@ __all__ = [
     "summary_table",
     "ablation_table",
     "robustness_table",
+    "sweep_table",
     "order_table",
     "flat_rows",
     "write_csv",

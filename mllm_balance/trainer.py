@@ -91,7 +91,20 @@ class BalanceTrainer(Trainer):
         )
         # Validated datasets need no per-batch NaN scan (the model still checks shapes and modalities).
         forward = self.accelerator.unwrap_model(self.model).forward
-        self._skip_value_checks = check_values and "check_values" in inspect.signature(forward).parameters
+        parameters = inspect.signature(forward).parameters
+        self._skip_value_checks = check_values and "check_values" in parameters
+        # Alternating-step options reach the models that take them; a model without a chain of orders (e.g. MLA)
+        # has no `step_orders` to honour, but a unimodal loss it cannot add is an error, not a silent no-op.
+        self._step_options = {}
+        if "step_orders" in parameters:
+            self._step_options["step_orders"] = args.step_orders
+        if args.unimodal_loss_weight:
+            if "unimodal_loss_weight" not in parameters and args.alternation != "joint":
+                raise ValueError(
+                    f"{type(self.accelerator.unwrap_model(self.model)).__name__} does not support "
+                    "unimodal_loss_weight: leave it at 0 for this model"
+                )
+            self._step_options["unimodal_loss_weight"] = args.unimodal_loss_weight
         self.majority_label = None
         if train_dataset is not None:
             labels = np.asarray(train_dataset.with_format("numpy")[LABEL_COLUMN])
@@ -215,7 +228,7 @@ class BalanceTrainer(Trainer):
             epoch = len(self.order_state.order_history) - 1
             active = order[max(epoch, 0) % len(order)]
             return super().training_step(
-                model, {**inputs, "active_modality": active, "order": order}, num_items_in_batch
+                model, {**inputs, "active_modality": active, "order": order, **self._step_options}, num_items_in_batch
             )
         losses = []
         masks = inputs.get("modality_mask") or {}
@@ -224,7 +237,7 @@ class BalanceTrainer(Trainer):
                 continue  # nobody in this batch has `m`: no update for its step
             if losses:
                 self._optimizer_substep(model)
-            step_inputs = {**inputs, "active_modality": m, "order": order}
+            step_inputs = {**inputs, "active_modality": m, "order": order, **self._step_options}
             losses.append(super().training_step(model, step_inputs, num_items_in_batch))
         # The outer loop clips, steps the optimizer and the scheduler after the last modality's step.
         return torch.stack(losses).mean()

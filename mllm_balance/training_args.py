@@ -8,6 +8,7 @@ from transformers import TrainingArguments
 
 ALTERNATIONS = ("step", "epoch", "joint")
 ORDER_SCHEDULES = ("shapley", "fixed", "random")
+STEP_ORDERS = ("shapley", "all")
 
 
 @dataclass
@@ -24,6 +25,14 @@ class BalanceTrainingArguments(TrainingArguments):
         order_schedule (`str`, *optional*, defaults to `"shapley"`):
             How the next order is chosen: `"shapley"` (Eq. 8, weakest first), `"fixed"` (the initial order
             throughout) or `"random"` (a seeded random order every epoch). The latter two are ablations.
+        step_orders (`str`, *optional*, defaults to `"all"`):
+            Which chains an alternating step trains its modality in. `"shapley"` (the paper): the current order only,
+            at the modality's place in it. `"all"`: the mean loss over every order that hybrid-order inference
+            averages for the sample's present modalities (all of them up to `max_orders` of the model's config, a
+            seeded sample beyond), the prefix before the modality detached as in the paper; the Shapley order still
+            decides which modality steps first.
+        unimodal_loss_weight (`float`, *optional*, defaults to 0.0):
+            Adds `weight * CE(g(a_m(x_m)), y)` to the alternating step of every modality `m` (0 = the paper).
         initial_order (`str`, *optional*):
             First-epoch order: comma-separated modality names, `"shapley"` (score the untrained model) or
             unset for the dataset's declared order.
@@ -40,6 +49,12 @@ class BalanceTrainingArguments(TrainingArguments):
 
     alternation: str = field(default="step", metadata={"help": "Alternation: step, epoch or joint."})
     order_schedule: str = field(default="shapley", metadata={"help": "Order schedule: shapley, fixed or random."})
+    step_orders: str = field(
+        default="all", metadata={"help": "Chains an alternating step trains: all, or shapley (the paper's)."}
+    )
+    unimodal_loss_weight: float = field(
+        default=0.0, metadata={"help": "Weight of each modality's unimodal loss in its alternating step."}
+    )
     initial_order: str | None = field(
         default=None, metadata={"help": "First order: comma-separated modalities, 'shapley', or unset (declared)."}
     )
@@ -60,6 +75,10 @@ class BalanceTrainingArguments(TrainingArguments):
             raise ValueError(f"alternation must be one of {ALTERNATIONS}, got {self.alternation!r}")
         if self.order_schedule not in ORDER_SCHEDULES:
             raise ValueError(f"order_schedule must be one of {ORDER_SCHEDULES}, got {self.order_schedule!r}")
+        if self.step_orders not in STEP_ORDERS:
+            raise ValueError(f"step_orders must be one of {STEP_ORDERS}, got {self.step_orders!r}")
+        if self.unimodal_loss_weight < 0:
+            raise ValueError(f"unimodal_loss_weight must be >= 0, got {self.unimodal_loss_weight}")
         if self.shapley_method not in ("auto", "exact", "permutation"):
             raise ValueError(f"shapley_method must be auto, exact or permutation, got {self.shapley_method!r}")
         if self.empty_value not in ("prior", "zero"):

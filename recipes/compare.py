@@ -20,8 +20,10 @@ is given.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,14 +33,16 @@ from transformers import HfArgumentParser, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
 from mllm_balance import BalanceConfig, BalancedModel, BalanceTrainer, BalanceTrainingArguments, build_feature_dataset
-from mllm_balance.baselines import BASELINES, ablation_config, get_ablation, get_baseline
+from mllm_balance.baselines import ABLATIONS, BASELINES, ablation_config, get_ablation, get_baseline
+from mllm_balance.callbacks import BestValidationCallback
 from mllm_balance.collator import LABEL_COLUMN
-from mllm_balance.report import FeatureSnapshotCallback, order_analysis, write_report
+from mllm_balance.presets import PRESETS, get_preset
+from mllm_balance.report import FeatureSnapshotCallback, display_name, order_analysis, write_report
 from mllm_balance.results import save_results, trainer_results
 from mllm_balance.robustness import DEFAULT_DROP_RATES, missing_modality_accuracy
 
-ALL_METHODS = ["ours", *BASELINES]
-ALL_ABLATIONS = ["no_mapping", "no_memory", "random_order", "fixed_order"]
+ALL_METHODS = ["ours", "paper", *BASELINES]
+ALL_ABLATIONS = [name for name in ABLATIONS if name != "full"]
 
 
 @dataclass
@@ -50,8 +54,21 @@ class CompareArguments:
         default_factory=lambda: list(ALL_ABLATIONS), metadata={"help": "Ablations of 'ours' to run (or 'none')."}
     )
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "Training seeds."})
+    preset: str = field(
+        default="default", metadata={"help": f"Preset of 'ours': {sorted(PRESETS)} ('paper' also runs as a method)."}
+    )
     num_train_epochs: float = field(default=20, metadata={"help": "Epochs per run (every method)."})
-    learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate (every method)."})
+    learning_rate: float = field(
+        default=1e-3, metadata={"help": "Base AdamW learning rate (methods with their own optimiser use theirs)."}
+    )
+    lr_grid: list[float] = field(
+        default_factory=lambda: [0.3, 1.0, 3.0],
+        metadata={"help": "Learning-rate sweep: multipliers of each method's base rate, picked on validation."},
+    )
+    selection: str = field(
+        default="best_val",
+        metadata={"help": "Model selection, the same for every method: 'best_val' (best validation epoch) or 'last'."},
+    )
     batch_size: int = field(default=64, metadata={"help": "Training batch size."})
     hidden_size: int = field(default=256, metadata={"help": "Adapter output size d (every method)."})
     mapping_threshold: float = field(default=0.2, metadata={"help": "tau of the cross-modal mapping."})
@@ -75,6 +92,10 @@ class CompareArguments:
         metadata={"help": "Joint's backbone: 'auto' (MiniLM if installed, else tiny), 'minilm', 'tiny' or a path."},
     )
     overwrite: bool = field(default=False, metadata={"help": "Re-run runs whose results.json exists."})
+    num_workers: int = field(
+        default=1,
+        metadata={"help": "Runs trained side by side in worker processes (each with --torch_threads threads)."},
+    )
     torch_threads: int = field(
         default=1,
         metadata={
@@ -180,16 +201,18 @@ def joint_backbone(choice: str):
 
 
 def build_run(method: str, ablation: str | None, dims, num_labels, cargs: CompareArguments, seed: int):
-    """`(model, training-argument overrides, callbacks)` of one method / ablation."""
+    """`(model, training-argument overrides, callbacks)` of one method / ablation (`"paper"`: ours, paper preset)."""
     torch.manual_seed(seed)
-    if method == "ours":
+    if method in ("ours", "paper"):
+        preset = get_preset("paper" if method == "paper" else cargs.preset)
         config = BalanceConfig(
             modality_dims=dims,
             num_labels=num_labels,
             hidden_size=cargs.hidden_size,
             mapping_threshold=cargs.mapping_threshold,
+            **preset.config,
         )
-        training = {"alternation": "step", "order_schedule": "shapley"}
+        training = {"alternation": "step", "order_schedule": "shapley", **preset.training}
         if ablation:
             config = ablation_config(ablation, config)
             training.update(get_ablation(ablation).training)
@@ -200,11 +223,23 @@ def build_run(method: str, ablation: str | None, dims, num_labels, cargs: Compar
     return spec.build_model(config, **kwargs), dict(spec.training), spec.make_callbacks()
 
 
-def run_one(method, ablation, seed, data, dataset_name, dims, num_labels, cargs, run_dir, snapshot_epochs, tag):
+def base_learning_rate(method: str, cargs: CompareArguments) -> float:
+    """The rate the sweep multiplies: the method's own (e.g. SGD's, from its registry entry) or `--learning_rate`."""
+    if method == "joint" and cargs.joint_learning_rate:
+        return cargs.joint_learning_rate
+    if method in BASELINES and getattr(get_baseline(method), "learning_rate", None):
+        return float(get_baseline(method).learning_rate)
+    return cargs.learning_rate
+
+
+def run_one(method, ablation, seed, lr, data, dataset_name, dims, num_labels, cargs, run_dir, snapshot_epochs, tag):
     model, training, callbacks = build_run(method, ablation, dims, num_labels, cargs, seed)
-    epochs, lr = cargs.num_train_epochs, cargs.learning_rate
+    epochs = cargs.num_train_epochs
     if method == "joint":
-        epochs, lr = cargs.joint_num_train_epochs or epochs, cargs.joint_learning_rate or lr
+        epochs = cargs.joint_num_train_epochs or epochs
+    best = BestValidationCallback() if cargs.selection == "best_val" else None
+    if best is not None:
+        callbacks = [*callbacks, best]
     args = BalanceTrainingArguments(
         output_dir=run_dir,
         num_train_epochs=epochs,
@@ -212,7 +247,7 @@ def run_one(method, ablation, seed, data, dataset_name, dims, num_labels, cargs,
         per_device_train_batch_size=cargs.batch_size,
         per_device_eval_batch_size=256,
         save_strategy="no",
-        eval_strategy="no",
+        eval_strategy="epoch" if best is not None else "no",
         logging_strategy="epoch",
         report_to="none",
         disable_tqdm=True,
@@ -240,9 +275,15 @@ def run_one(method, ablation, seed, data, dataset_name, dims, num_labels, cargs,
     name = method if not ablation else f"ours-{ablation}"
     extra = {
         "seed": seed,
+        "learning_rate": lr,
         "train_seconds": round(train_seconds, 2),
         "test_split": "test" if "test" in data else "validation",
+        "selection": cargs.selection,
     }
+    if best is not None:
+        extra.update(validation_accuracy=best.best_metric, selected_epoch=best.best_epoch)
+    else:
+        extra["validation_accuracy"] = trainer.evaluate(data["validation"])["eval_accuracy"]
     if ablation:
         extra["ablation"] = ablation
     results = trainer_results(trainer, dataset=dataset_name, method=name, eval_dataset=test, **extra)
@@ -252,7 +293,7 @@ def run_one(method, ablation, seed, data, dataset_name, dims, num_labels, cargs,
             f"{rate:.1f}": acc
             for rate, acc in missing_modality_accuracy(trainer, test, cargs.missing_rates, seed).items()
         }
-    if method == "ours" and not ablation:
+    if method in ("ours", "paper") and not ablation:
         # "fixed": the chain over the order the last epoch trained with
         results["order_analysis"] = order_analysis(trainer.model, test, fixed_order=results["order_history"][-1])
     save_results(results, run_dir)
@@ -288,11 +329,58 @@ def load_snapshots(path: str) -> dict[int, dict]:
 
 
 # ------------------------------------------------------------------------------------------------- main
+_CONTEXT: tuple | None = None  # (data, dataset name, dims, num_labels, cargs, snapshot epochs, start time)
+
+
+def run_name(method: str, ablation: str | None) -> str:
+    return method if not ablation else f"ours-{ablation}"
+
+
+def run_directory(cargs: CompareArguments, method: str, ablation: str | None, seed: int, lr: float) -> str:
+    return os.path.join(cargs.output_dir, "runs", run_name(method, ablation), lr_tag(lr), f"seed{seed}")
+
+
+def _execute(task) -> dict:
+    """Train (or read back) one run; a module-level function so that worker processes can run it."""
+    method, ablation, seed, lr, tag = task
+    data, dataset_name, dims, num_labels, cargs, snapshot_epochs, start = _CONTEXT
+    torch.set_num_threads(cargs.torch_threads)
+    run_dir = run_directory(cargs, method, ablation, seed, lr)
+    results_path = os.path.join(run_dir, "results.json")
+    if os.path.isfile(results_path) and not cargs.overwrite:
+        with open(results_path) as f:
+            results = json.load(f)
+        print(f"{tag} reused {results_path}", flush=True)
+        return results
+    want_snapshot = method == "ours" and not ablation and seed == cargs.seeds[0]
+    t0 = time.perf_counter()
+    results, _ = run_one(
+        method, ablation, seed, lr, data, dataset_name, dims, num_labels, cargs, run_dir,
+        snapshot_epochs if want_snapshot else None, tag,
+    )  # fmt: skip
+    acc = results["accuracy"]
+    per_mod = " ".join(f"{m}={v:.1f}" for m, v in acc["per_modality"].items())
+    edm = "n/a" if results["edm"] is None else f"{results['edm']:.1f}"
+    print(
+        f"{tag} done in {time.perf_counter() - t0:.1f}s: val {results['validation_accuracy']:.2f}  test fusion "
+        f"{acc['fusion']:.2f}  {per_mod}  EDM {edm}  (elapsed {time.perf_counter() - start:.0f}s)",
+        flush=True,
+    )
+    return results
+
+
+def lr_tag(lr: float) -> str:
+    return f"lr{lr:.3g}"
+
+
 def main(argv: list[str] | None = None) -> dict:
     (cargs,) = HfArgumentParser(CompareArguments).parse_args_into_dataclasses(args=argv)
     unknown = [m for m in cargs.methods if m not in ALL_METHODS]
     if unknown:
         raise ValueError(f"unknown methods {unknown}; known: {ALL_METHODS}")
+    if cargs.selection not in ("best_val", "last"):
+        raise ValueError(f"--selection must be 'best_val' or 'last', got {cargs.selection!r}")
+    get_preset(cargs.preset)
     ablations = [a for a in cargs.ablations if a != "none"]
     for a in ablations:
         get_ablation(a)
@@ -301,53 +389,94 @@ def main(argv: list[str] | None = None) -> dict:
     dims, num_labels = infer_schema(data)
     epochs = int(np.ceil(cargs.num_train_epochs))
     snapshot_epochs = cargs.snapshot_epochs or sorted({0, max(1, epochs // 2), epochs})
-    plan = [(m, None) for m in cargs.methods] + ([("ours", a) for a in ablations] if ablations else [])
-    plan = [(m, a, s) for m, a in plan for s in cargs.seeds]
+    grid = sorted(set(cargs.lr_grid))
+    sweep_seed, other_seeds = cargs.seeds[0], cargs.seeds[1:]
+    n_runs = len(cargs.methods) * (len(grid) + len(other_seeds)) + len(ablations) * len(cargs.seeds)
     print(
         f"{dataset_name}: modalities {dims}, {num_labels} labels, splits "
-        f"{ {k: len(v) for k, v in data.items()} }; {len(plan)} runs",
+        f"{ {k: len(v) for k, v in data.items()} }; ~{n_runs} runs (learning-rate sweep x{len(grid)} on validation)",
         flush=True,
     )
-    all_results, snapshots = [], None
     start = time.perf_counter()
-    for i, (method, ablation, seed) in enumerate(plan, 1):
-        name = method if not ablation else f"ours-{ablation}"
-        run_dir = os.path.join(cargs.output_dir, "runs", name, f"seed{seed}")
-        tag = f"[{i}/{len(plan)} {name} seed {seed}]"
-        want_snapshot = method == "ours" and not ablation and seed == cargs.seeds[0]
-        results_path = os.path.join(run_dir, "results.json")
-        if os.path.isfile(results_path) and not cargs.overwrite:
-            with open(results_path) as f:
-                results = json.load(f)
-            snap_path = os.path.join(run_dir, "snapshots.npz")
-            if want_snapshot and os.path.isfile(snap_path):
-                snapshots = load_snapshots(snap_path)
-            print(f"{tag} reused {results_path}", flush=True)
-        else:
-            t0 = time.perf_counter()
-            results, snap = run_one(
-                method, ablation, seed, data, dataset_name, dims, num_labels, cargs, run_dir,
-                snapshot_epochs if want_snapshot else None, tag,
-            )  # fmt: skip
-            if want_snapshot:
-                snapshots = snap
-            acc = results["accuracy"]
-            per_mod = " ".join(f"{m}={v:.1f}" for m, v in acc["per_modality"].items())
-            edm = "n/a" if results["edm"] is None else f"{results['edm']:.1f}"
-            print(
-                f"{tag} done in {time.perf_counter() - t0:.1f}s: fusion {acc['fusion']:.2f}  {per_mod}  EDM {edm}  "
-                f"(elapsed {time.perf_counter() - start:.0f}s)",
-                flush=True,
+    global _CONTEXT
+    _CONTEXT = (data, dataset_name, dims, num_labels, cargs, snapshot_epochs, start)
+    pool = None
+    if cargs.num_workers > 1:
+        # forked workers inherit the features loaded above; every run is independent of the others
+        pool = ProcessPoolExecutor(cargs.num_workers, mp_context=multiprocessing.get_context("fork"))
+    count = [0]
+
+    def execute(tasks):
+        """Results of every `(method, ablation, seed, lr)` task, in order (finished runs are read back)."""
+        labelled = []
+        for task in tasks:
+            count[0] += 1
+            labelled.append(
+                (*task, f"[{count[0]}/~{n_runs} {run_name(task[0], task[1])} {lr_tag(task[3])} seed {task[2]}]")
             )
-        all_results.append(results)
+        if pool is None:
+            return [_execute(t) for t in labelled]
+        return list(pool.map(_execute, labelled))
+
+    try:
+        # 1. learning-rate sweep on the first seed, picked on the validation split (ties: the smaller rate)
+        bases = {method: base_learning_rate(method, cargs) for method in cargs.methods}
+        tasks = [(method, None, sweep_seed, bases[method] * k) for method in cargs.methods for k in grid]
+        swept = dict(zip(tasks, execute(tasks)))
+        sweep, chosen = [], {}
+        for method in cargs.methods:
+            tried = {t[3]: r for t, r in swept.items() if t[0] == method}
+            for lr, r in tried.items():
+                sweep.append({"method": method, "learning_rate": lr, "validation_accuracy": r["validation_accuracy"]})
+            chosen[method] = max(tried, key=lambda v: (tried[v]["validation_accuracy"], -v))
+        # 2. every seed at the chosen rate (the first seed's run is the sweep's); ablations at ours' chosen rate
+        ours_lr = chosen.get("ours", cargs.learning_rate)
+        tasks = [(method, None, seed, chosen[method]) for method in cargs.methods for seed in other_seeds]
+        tasks += [("ours", ablation, seed, ours_lr) for ablation in ablations for seed in cargs.seeds]
+        finished = dict(zip(tasks, execute(tasks)))
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    all_results = []
+    for method in cargs.methods:
+        all_results.append(swept[(method, None, sweep_seed, chosen[method])])
+        all_results += [finished[(method, None, seed, chosen[method])] for seed in other_seeds]
+    all_results += [finished[("ours", a, seed, ours_lr)] for a in ablations for seed in cargs.seeds]
+    snapshots = None
+    if "ours" in cargs.methods:
+        snap_path = os.path.join(run_directory(cargs, "ours", None, sweep_seed, chosen["ours"]), "snapshots.npz")
+        snapshots = load_snapshots(snap_path) if os.path.isfile(snap_path) else None
     os.makedirs(cargs.output_dir, exist_ok=True)
     with open(os.path.join(cargs.output_dir, "results.json"), "w") as f:
-        json.dump(all_results, f, indent=2)
-    written = write_report(all_results, cargs.output_dir, snapshots=snapshots, methods=cargs.methods)
+        json.dump({"runs": all_results, "sweep": sweep, "chosen_learning_rate": chosen}, f, indent=2)
+    protocol = protocol_text(cargs, grid, chosen)
+    written = write_report(
+        all_results, cargs.output_dir, snapshots=snapshots, methods=cargs.methods, protocol=protocol, sweep=sweep
+    )
     print(f"total {time.perf_counter() - start:.0f}s; wrote " + ", ".join(sorted(written.values())), flush=True)
     with open(written["tables"]) as f:
         print(f.read())
-    return {"results": all_results, "written": written}
+    return {"results": all_results, "sweep": sweep, "chosen": chosen, "written": written}
+
+
+def protocol_text(cargs: CompareArguments, grid: list[float], chosen: dict[str, float]) -> str:
+    """The protocol paragraph of `tables.md`."""
+    selection = (
+        "the weights of the epoch with the best validation fusion accuracy (ties: the earlier epoch)"
+        if cargs.selection == "best_val"
+        else "the weights of the last epoch"
+    )
+    return (
+        f"Protocol (the same for every method): {cargs.num_train_epochs:g} epochs, batch {cargs.batch_size}, hidden "
+        f"size {cargs.hidden_size}; each method's learning rate picked on the validation split among "
+        f"{', '.join(f'{k:g}x' for k in grid)} its base rate (AdamW {cargs.learning_rate:g}; methods whose release "
+        f"trains with another optimiser use it at their own base rate) with seed {cargs.seeds[0]}; then seeds "
+        f"{', '.join(map(str, cargs.seeds))} at the chosen rate; model selection: {selection}; test accuracy "
+        f"reported as mean ± std over seeds. 'Ours' is the `{cargs.preset}` preset, 'paper' the paper's method; "
+        f"ablations train at the chosen rate of 'Ours'. Chosen rates: "
+        + ", ".join(f"{display_name(m)} {lr:g}" for m, lr in chosen.items())
+        + ".\n"
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ The two "modalities" are views of the same 8x8 handwritten digit (1,797 images s
 
     accelerate launch --cpu --num_processes 1 recipes/train_digits.py
     accelerate launch --cpu --num_processes 1 recipes/train_digits.py --num_train_epochs 20 --hidden_size 128
+    accelerate launch --cpu --num_processes 1 recipes/train_digits.py --preset paper
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sklearn.datasets import load_digits
 from transformers import HfArgumentParser, set_seed
 
 from mllm_balance import BalanceConfig, BalancedModel, BalanceTrainer, BalanceTrainingArguments, build_feature_dataset
+from mllm_balance.recipe import preset_flags
 from mllm_balance.results import format_summary, save_results, trainer_results
 
 DEFAULTS = [
@@ -29,6 +31,9 @@ DEFAULTS = [
 
 @dataclass
 class ModelArguments:
+    preset: str = field(default="default", metadata={"help": "Method preset: 'default' or 'paper'."})
+    hybrid_states: str = field(default="all", metadata={"help": "States hybrid fusion averages: all or final."})
+    hybrid_weighting: str = field(default="mean", metadata={"help": "Hybrid fusion over orders: mean or confidence."})
     hidden_size: int = field(default=64, metadata={"help": "Adapter output / memory size."})
     mapping_threshold: float = field(default=0.2, metadata={"help": "tau of the cross-modal mapping."})
     data_seed_split: int = field(default=0, metadata={"help": "Seed of the train/validation/test split."})
@@ -50,7 +55,8 @@ def digit_views(seed: int) -> dict:
 
 def main() -> None:
     parser = HfArgumentParser((ModelArguments, BalanceTrainingArguments))
-    model_args, training_args = parser.parse_args_into_dataclasses(args=DEFAULTS + sys.argv[1:])
+    argv = sys.argv[1:]
+    model_args, training_args = parser.parse_args_into_dataclasses(args=preset_flags(argv) + DEFAULTS + argv)
     data = digit_views(model_args.data_seed_split)
     config = BalanceConfig(
         modality_dims={"profile": 16, "thumbnail": 4},
@@ -58,6 +64,8 @@ def main() -> None:
         id2label={i: str(i) for i in range(10)},
         hidden_size=model_args.hidden_size,
         mapping_threshold=model_args.mapping_threshold,
+        hybrid_states=model_args.hybrid_states,
+        hybrid_weighting=model_args.hybrid_weighting,
     )
     set_seed(training_args.seed)  # the same initial weights whatever ran before (e.g. a first extraction)
     trainer = BalanceTrainer(

@@ -34,7 +34,7 @@ def test_chain_matches_equations_step_by_step():
 
 
 def test_hybrid_fusion_is_the_mean_over_every_order():
-    model = three_modality_model().eval()
+    model = three_modality_model(hybrid_states="final").eval()  # Algorithm 1
     x = features()
     hybrid = model(x)
     fused = torch.stack([model(x, order=list(p)).fused for p in itertools.permutations(["text", "image", "audio"])])
@@ -43,7 +43,7 @@ def test_hybrid_fusion_is_the_mean_over_every_order():
 
 
 def test_hybrid_samples_orders_beyond_max_orders_and_keeps_the_train_order():
-    model = three_modality_model(max_orders=2, train_order=["audio", "text", "image"]).eval()
+    model = three_modality_model(max_orders=2, train_order=["audio", "text", "image"], hybrid_states="final").eval()
     orders = model.hybrid_orders(["text", "image", "audio"])
     assert len(orders) == 2 and len(set(orders)) == 2
     assert orders[0] == ("audio", "text", "image")
@@ -52,6 +52,21 @@ def test_hybrid_samples_orders_beyond_max_orders_and_keeps_the_train_order():
     torch.testing.assert_close(model(x).fused, expected)
     again = three_modality_model(max_orders=2, train_order=["audio", "text", "image"])
     assert again.hybrid_orders(["audio", "image", "text"]) == orders  # seeded: same orders every time
+
+
+def test_hybrid_fusion_over_every_state_averages_every_prefix_of_every_order():
+    model = three_modality_model().eval()  # the default: hybrid_states="all"
+    x = features()
+    a = {m: model.adapters[m](x[m]) for m in x}
+    states = []
+    for order in itertools.permutations(["text", "image", "audio"]):
+        states += model.chain(a, list(order))  # h_1, h_2, h_3 of this order (eval: identity mapping)
+    expected = torch.stack(states).mean(0)
+    torch.testing.assert_close(model(x).fused, expected)
+    torch.testing.assert_close(model(x).logits, model.classifier(expected))
+    # a sample with one modality: its only state is the adapter output
+    one = model({"text": x["text"]})
+    torch.testing.assert_close(one.fused, a["text"])
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "train_order", "entropy"])

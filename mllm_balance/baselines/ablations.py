@@ -1,4 +1,5 @@
-"""Ablations of the balanced method (Table 2): each one switches off a single component."""
+"""Ablations of the balanced method (Table 2): each one switches off a single component, or undoes one departure
+of the `default` preset from the paper (see `mllm_balance.presets`)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,12 @@ ABLATIONS: dict[str, Ablation] = {
         Ablation("no_memory", "w/o modality memory", config={"use_memory": False}),
         Ablation("random_order", "Random modality ordering", training={"order_schedule": "random"}),
         Ablation("fixed_order", "Fixed modality ordering", training={"order_schedule": "fixed"}),
+        Ablation(
+            "paper_steps",
+            "Steps in the Shapley order only (the paper's)",
+            training={"step_orders": "shapley"},
+        ),
+        Ablation("final_states", "Hybrid fusion of final states only (Algorithm 1)", config={"hybrid_states": "final"}),
     )
 }
 

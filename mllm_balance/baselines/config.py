@@ -6,10 +6,14 @@ from huggingface_hub.dataclasses import strict
 
 from ..configuration import BalanceConfig
 
-OGM_FORMS = ("paper", "code")
+OGM_FORMS = ("release", "shifted")
+# Names of the first version of this module, still accepted (and resolved by `ogm_coefficients`): "code" was the
+# release's form, "paper" the shifted one (the release's comment gives its own form as the paper's Eq. 10).
+OGM_FORM_ALIASES = {"code": "release", "paper": "shifted"}
 OGM_FUSIONS = ("concat", "sum")
 LATE_FUSION_COMBINES = ("prob", "logprob")
-LFM_ALIGNMENTS = ("js", "contrastive")
+LFM_ALIGNMENTS = ("release", "js", "contrastive")
+LFM_SCHEDULES = ("release", "linear")
 
 
 @strict(accept_kwargs=True)
@@ -26,12 +30,16 @@ class BaselineConfig(BalanceConfig):
             `"lfm"`, `"crmt"`, `"joint"`).
         fusion (`str`, *optional*, defaults to `"concat"`):
             OGM / OGM-GE only: the fusion they modulate, `"concat"` (the authors' default) or `"sum"`.
-        ogm_alpha (`float`, *optional*, defaults to 0.3):
-            `alpha` of the OGM coefficient.
-        ogm_form (`str`, *optional*, defaults to `"paper"`):
-            `"paper"`: `k = 1 - tanh(alpha * relu(rho - 1))` for the dominant modality (1 when balanced, so the
-            coefficient is continuous in `rho`); `"code"`: `k = 1 - tanh(alpha * relu(rho))`, the form of the authors'
-            released training script (at most `1 - tanh(alpha)` even for a balanced pair).
+        ogm_alpha (`float`, *optional*, defaults to 0.1):
+            `alpha` of the OGM coefficient: the "default modulation setting" of the authors' README (which recommends
+            0.1 for VGGSound and 0.8 for CREMA-D).
+        ogm_form (`str`, *optional*, defaults to `"release"`):
+            The coefficient of the dominant modality. `"release"`: `k = 1 - tanh(alpha * relu(rho))`, the form of the
+            authors' released `main.py` (whose comment gives it as the paper's Eq. 10); it is at most
+            `1 - tanh(alpha)`, so the dominant modality is slowed down even when the pair is balanced. `"shifted"`:
+            `k = 1 - tanh(alpha * relu(rho - 1))`, 1 when balanced (continuous in `rho`), the form of the release's
+            commit of 2022-03-30, replaced two months later. The former names `"code"` (= `"release"`) and
+            `"paper"` (= `"shifted"`) are still accepted.
         ogm_gradient_enhancement (`bool`, *optional*, defaults to `False`):
             Add the Gaussian enhancement (GE) noise: `OGM-GE` sets it, `OGM` does not.
         ogm_noise_scale (`float`, *optional*, defaults to 1.0):
@@ -39,18 +47,30 @@ class BaselineConfig(BalanceConfig):
             gradient.
         ogm_start_epoch (`int`, *optional*, defaults to 0):
             First epoch (0-based) with modulation.
+        ogm_end_fraction (`float`, *optional*, defaults to 0.5):
+            Last epoch with modulation as a share of the run: epoch `e` (0-based) is modulated while
+            `e <= ogm_end_fraction * num_train_epochs`, the release's `modulation_starts <= epoch <= modulation_ends`
+            with its defaults 0 and 50 of 100 epochs (epochs 0-50 of 100, 0-10 of 20). `None`: the whole run.
         ogm_end_epoch (`int`, *optional*):
-            Last epoch with modulation (inclusive); unset for the whole run.
+            Last epoch with modulation (inclusive), in epochs; when set it replaces `ogm_end_fraction`.
         late_fusion_combine (`str`, *optional*, defaults to `"prob"`):
             Late fusion: average the unimodal probabilities (`"prob"`) or sum their log-probabilities (`"logprob"`).
         mla_max_directions (`int`, *optional*, defaults to 16):
             MLA: stored input directions of the shared head kept per modality (most recent batch means).
-        lfm_alignment (`str`, *optional*, defaults to `"js"`):
-            LFM: the unsupervised term, `"js"` (Jensen-Shannon divergence between the modalities' predictions, as in
-            the authors' released script) or `"contrastive"` (symmetric InfoNCE between the adapted features).
+        lfm_alignment (`str`, *optional*, defaults to `"release"`):
+            LFM: the unsupervised term between two modalities' predictions `p, q`, `m = (p + q) / 2`: `"release"`,
+            `0.5 * (KL(m || p) + KL(m || q))`, the `Alignment` of the authors' released `Crema_epoch.py` (which
+            calls it Jensen-Shannon); `"js"`, the Jensen-Shannon divergence `0.5 * (KL(p || m) + KL(q || m))`; or
+            `"contrastive"`, a symmetric InfoNCE between the adapted features.
+        lfm_schedule (`str`, *optional*, defaults to `"release"`):
+            LFM: the weight `w` of the supervised term over training. `"release"`: the degree-5 polynomial of the
+            epoch of the authors' released `Crema_epoch.py` (fitted to their learned weights over its 200 epochs),
+            evaluated at `progress * 199`, so any run traverses the release's epochs 0-199: `w` goes from 0.205 to
+            about 1.01 near 92 % of the run and ends at 0.916. `"linear"`: from `lfm_cls_weight_start` to
+            `lfm_cls_weight_end`, linear in the progress.
         lfm_cls_weight_start / lfm_cls_weight_end (`float`, *optional*, default to 0.2 / 0.5):
-            LFM: weight of the supervised term at the start / end of training (linear in between); the unsupervised
-            term gets one minus it.
+            LFM, `lfm_schedule="linear"` only: weight of the supervised term at the start / end of training; the
+            unsupervised term gets one minus it.
         lfm_temperature (`float`, *optional*, defaults to 0.1):
             LFM: temperature of the contrastive term.
         crmt_rho (`float`, *optional*, defaults to 2.0):
@@ -75,15 +95,17 @@ class BaselineConfig(BalanceConfig):
 
     method: str = "concat"
     fusion: str = "concat"
-    ogm_alpha: float | int = 0.3
-    ogm_form: str = "paper"
+    ogm_alpha: float | int = 0.1
+    ogm_form: str = "release"
     ogm_gradient_enhancement: bool = False
     ogm_noise_scale: float | int = 1.0
     ogm_start_epoch: int = 0
+    ogm_end_fraction: float | int | None = 0.5
     ogm_end_epoch: int | None = None
     late_fusion_combine: str = "prob"
     mla_max_directions: int = 16
-    lfm_alignment: str = "js"
+    lfm_alignment: str = "release"
+    lfm_schedule: str = "release"
     lfm_cls_weight_start: float | int = 0.2
     lfm_cls_weight_end: float | int = 0.5
     lfm_temperature: float | int = 0.1
@@ -102,15 +124,18 @@ class BaselineConfig(BalanceConfig):
         super().validate_architecture()
         choices = {
             "fusion": OGM_FUSIONS,
-            "ogm_form": OGM_FORMS,
+            "ogm_form": (*OGM_FORMS, *OGM_FORM_ALIASES),
             "late_fusion_combine": LATE_FUSION_COMBINES,
             "lfm_alignment": LFM_ALIGNMENTS,
+            "lfm_schedule": LFM_SCHEDULES,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.ogm_alpha < 0:
             raise ValueError(f"ogm_alpha must be >= 0, got {self.ogm_alpha}")
+        if self.ogm_end_fraction is not None and not 0 <= self.ogm_end_fraction <= 1:
+            raise ValueError(f"ogm_end_fraction must be in [0, 1] or None, got {self.ogm_end_fraction}")
         if self.ogm_noise_scale < 0:
             raise ValueError(f"ogm_noise_scale must be >= 0, got {self.ogm_noise_scale}")
         if self.mla_max_directions < 1:

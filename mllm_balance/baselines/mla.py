@@ -55,11 +55,15 @@ class MLAModel(BaselineModel):
     buffer, saved with the model). Inference: `sum_m w_m g(a_m(x_m))` with `w = softmax(-H)` over the present
     modalities, `H_m` the entropy of modality m's prediction for that sample.
 
-    Departures from the authors' code: the projector is exact (`I - U U^T`, `U` an orthonormal basis of the stored
-    directions of the other modalities), not their recursive least-squares projector with a decaying regulariser,
-    Frobenius renormalisation and a shared history of every modality; the entropy is computed per sample over the
-    classes (their script applies softmax over the batch dimension and sums the entropy over the batch, giving one
-    weight per modality and batch).
+    This follows the paper where the authors' released code (Cecile-hi/Multimodal-Learning-with-Alternating-
+    Unimodal-Adaptation) differs. Departures from that code: (1) the gradient projection runs; in the release,
+    `GSPlugin.before_update` (`utils/utils.py`) only projects a parameter named `"module.weight"`, but it is given
+    the head `fusion_module.fc_out` itself, whose parameters are `"weight"` and `"bias"`, so at HEAD the projection
+    never runs. The projector here is exact (`I - U U^T`, `U` an orthonormal basis of the stored directions of the
+    other modalities), not their recursive least-squares projector with a decaying regulariser, Frobenius
+    renormalisation and a shared history of every modality. (2) The fusion weights are per sample: the entropy is
+    computed per sample over the classes, while the release's `calculate_entropy` (`main.py`) applies softmax over
+    the batch dimension and sums the entropy over the whole batch, giving one weight per modality and batch.
     """
 
     def __init__(self, config: BaselineConfig):

@@ -11,7 +11,7 @@ from transformers import TrainerCallback
 
 from .base import BaselineModel, Features, Mask
 from .concat import ConcatHead
-from .config import BaselineConfig
+from .config import OGM_FORM_ALIASES, OGM_FORMS, BaselineConfig
 from .sum import SumHead
 
 
@@ -35,25 +35,27 @@ def ogm_scores(unimodal_logits: Mapping[str, torch.Tensor], labels: torch.Tensor
 
 
 def ogm_coefficients(
-    scores: Mapping[str, float], alpha: float, form: str = "paper", eps: float = 1e-12
+    scores: Mapping[str, float], alpha: float, form: str = "release", eps: float = 1e-12
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Modulation coefficients of OGM, extended to n modalities.
 
     The discrepancy ratio of modality m is `rho_m = s_m / mean_{j != m} s_j` (for two modalities, the paper's
-    `s_a / s_v`). Only the dominant modality (largest score) is slowed down:
-    `k = 1 - tanh(alpha * relu(rho - 1))` (`form="paper"`) or `k = 1 - tanh(alpha * relu(rho))` (`form="code"`, as
-    in the authors' released script); every other modality keeps `k = 1`.
+    `s_a / s_v`). Only the dominant modality (largest score; the first one of a tie) is slowed down:
+    `k = 1 - tanh(alpha * relu(rho))` (`form="release"`, the authors' released `main.py`) or
+    `k = 1 - tanh(alpha * relu(rho - 1))` (`form="shifted"`, 1 for a balanced pair); every other modality keeps
+    `k = 1`. The former names `"code"` and `"paper"` mean `"release"` and `"shifted"`.
 
     Args:
         scores (`dict[str, float]`): per-modality confidence in the true class ([`ogm_scores`]).
         alpha (`float`): modulation strength.
-        form (`str`): `"paper"` or `"code"`.
+        form (`str`): `"release"` or `"shifted"`.
 
     Returns:
         `(coefficients, ratios)`: two dicts keyed by modality.
     """
-    if form not in ("paper", "code"):
-        raise ValueError(f"form must be 'paper' or 'code', got {form!r}")
+    form = OGM_FORM_ALIASES.get(form, form)
+    if form not in OGM_FORMS:
+        raise ValueError(f"form must be one of {OGM_FORMS}, got {form!r}")
     mods = list(scores)
     ratios = {}
     for m in mods:
@@ -63,7 +65,7 @@ def ogm_coefficients(
     if len(mods) > 1:
         dominant = max(mods, key=lambda m: scores[m])
         rho = ratios[dominant]
-        shift = rho - 1.0 if form == "paper" else rho
+        shift = rho if form == "release" else rho - 1.0
         coefficients[dominant] = 1.0 - math.tanh(alpha * max(shift, 0.0))
     return coefficients, ratios
 
@@ -111,13 +113,20 @@ class OGMModel(BaselineModel):
     [`OGMCallback`] (added by the registry) applies them to the gradients of each modality's branch before the
     optimizer step ([`modulate_gradients`]).
 
+    Defaults follow the authors' released `main.py` (GeWu-Lab/OGM-GE_CVPR2022): the coefficient
+    `1 - tanh(alpha * relu(rho))` (`ogm_form="release"`), `alpha = 0.1` (the README's default setting; it
+    recommends 0.8 for CREMA-D), modulation from epoch 0 to `ogm_end_fraction = 0.5` of the run inclusive (its
+    `modulation_starts <= epoch <= modulation_ends`, 0 and 50 of 100 epochs), and, through the registry's training
+    arguments, SGD with momentum 0.9 and weight decay 1e-4.
+
     Departures from the authors' code: the branches are the trainable adapters on frozen features (their encoders
     when encoders train: override `modality_parameters`), and every parameter of a branch is modulated (the authors
-    modulate the 4-d convolution weights of their ResNets only); n modalities use `rho_m = s_m / mean_{j!=m} s_j`
-    (the MLA authors' three-modality script divides by the sum of the others instead); the default coefficient is
-    the paper's `1 - tanh(alpha * relu(rho - 1))`, while the released script uses `relu(rho)`
-    (`ogm_form="code"`); modulation follows the Trainer's gradient clipping when `max_grad_norm > 0`; it runs for
-    the whole training by default (the authors' script stops after epoch 50 of 100: set `ogm_end_epoch`).
+    modulate the 4-d convolution weights of their ResNets only); `fusion="sum"` sums the features before one shared
+    head (the release's `SumFusion` adds two heads); the scores are means over the present samples
+    rather than sums; n modalities use `rho_m = s_m / mean_{j!=m} s_j` (the MLA authors' three-modality script
+    divides by the sum of the others instead); modulation follows the Trainer's gradient clipping when
+    `max_grad_norm > 0` (the release does not clip); the learning rate follows the Trainer's scheduler (the release
+    uses StepLR, x0.1 after epoch 70 of 100), and the Trainer exempts biases and norm weights from weight decay.
     """
 
     def __init__(self, config: BaselineConfig):
@@ -142,9 +151,22 @@ class OGMModel(BaselineModel):
         """The parameters of each modality's branch (its adapter)."""
         return {m: list(self.adapters[m].parameters()) for m in self.modalities}
 
-    def modulation_active(self, epoch: int) -> bool:
-        end = self.config.ogm_end_epoch
-        return epoch >= self.config.ogm_start_epoch and (end is None or epoch <= end)
+    def modulation_active(self, epoch: int, num_epochs: float | None = None) -> bool:
+        """Whether epoch `epoch` (0-based) of a run of `num_epochs` epochs is modulated.
+
+        `ogm_start_epoch <= epoch <= end`, `end` being `ogm_end_epoch` when set, else
+        `ogm_end_fraction * num_epochs` (no end when `ogm_end_fraction` is `None`).
+        """
+        config = self.config
+        if epoch < config.ogm_start_epoch:
+            return False
+        if config.ogm_end_epoch is not None:
+            return epoch <= config.ogm_end_epoch
+        if config.ogm_end_fraction is None:
+            return True
+        if not num_epochs:
+            raise ValueError("ogm_end_fraction needs the number of training epochs (num_epochs)")
+        return epoch <= config.ogm_end_fraction * num_epochs
 
     def modulate(self) -> None:
         """Apply the coefficients of the last training forward to the current gradients."""
@@ -159,7 +181,9 @@ class OGMModel(BaselineModel):
 
 
 class OGMCallback(TrainerCallback):
-    """Modulates an [`OGMModel`]'s gradients right before every optimizer step (after gradient clipping).
+    """Modulates an [`OGMModel`]'s gradients right before every optimizer step (after gradient clipping), in the
+    epochs of [`OGMModel.modulation_active`] (the run's length is `state.num_train_epochs`, else
+    `args.num_train_epochs`).
 
     With gradient accumulation, the coefficients of the last micro-batch apply to the accumulated gradient.
     """
@@ -168,7 +192,8 @@ class OGMCallback(TrainerCallback):
         if not isinstance(model, OGMModel):
             return
         epoch = int(math.floor((state.epoch or 0.0) + 1e-6))
-        if model.modulation_active(epoch):
+        num_epochs = state.num_train_epochs or getattr(args, "num_train_epochs", None)
+        if model.modulation_active(epoch, num_epochs):
             model.modulate()
 
 

@@ -127,19 +127,31 @@ def test_compare_recipe_end_to_end(tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["--dataset", str(tmp_path / "features"), "--output_dir", str(out), "--methods", "ours", "concat",
             "--ablations", "fixed_order", "--seeds", "0", "--num_train_epochs", "2", "--hidden_size", "8",
-            "--learning_rate", "0.05", "--missing_rates", "0", "0.5", "--batch_size", "16"]  # fmt: skip
+            "--learning_rate", "0.05", "--lr_grid", "0.5", "1", "--missing_rates", "0", "0.5",
+            "--batch_size", "16"]  # fmt: skip
     threads = torch.get_num_threads()
     try:
         result = load_compare().main(argv)
     finally:
         torch.set_num_threads(threads)  # the recipe sets the process's thread count
     printed = capsys.readouterr().out
-    assert "[1/3 ours seed 0] epoch 1/2" in printed  # progress while it runs
-    runs = json.loads((out / "results.json").read_text())
+    assert "[1/~5 ours lr0.025 seed 0] epoch 1/2" in printed  # progress while it runs
+    saved = json.loads((out / "results.json").read_text())
+    runs = saved["runs"]
     assert [r["method"] for r in runs] == ["ours", "concat", "ours-fixed_order"]
+    # the sweep tried both rates per method, picked on validation; the ablation trains at ours' rate
+    assert sorted((s["method"], s["learning_rate"]) for s in saved["sweep"]) == [
+        ("concat", 0.025), ("concat", 0.05), ("ours", 0.025), ("ours", 0.05)
+    ]  # fmt: skip
+    for method in ("ours", "concat"):
+        tried = {s["learning_rate"]: s["validation_accuracy"] for s in saved["sweep"] if s["method"] == method}
+        assert saved["chosen_learning_rate"][method] == max(tried, key=lambda lr: (tried[lr], -lr))
+    assert runs[2]["learning_rate"] == saved["chosen_learning_rate"]["ours"]
+    assert all(1 <= r["selected_epoch"] <= 2 and r["selection"] == "best_val" for r in runs)
     assert set(runs[0]["missing_modality"]) == {"0.0", "0.5"} and "order_analysis" in runs[0]
     tables = (out / "tables.md").read_text()
     assert "Table 1" in tables and "Table 2" in tables and "Table 4" in tables and "Figure 5" in tables
+    assert "Protocol (the same for every method)" in tables and "Learning-rate sweep" in tables
     for name in ("fig3_contributions.png", "fig4_features.png", "fig5_orders.png", "results.csv"):
         assert (out / name).stat().st_size > 0
     assert set(result["written"]) >= {"fig3", "fig4", "fig5", "tables", "csv"}
@@ -154,3 +166,27 @@ def test_compare_recipe_end_to_end(tmp_path, capsys):
 def test_compare_refuses_unknown_methods(tmp_path):
     with pytest.raises(ValueError, match="unknown methods"):
         load_compare().main(["--dataset", "synthetic", "--methods", "nope", "--output_dir", str(tmp_path)])
+
+
+def test_compare_workers_give_the_serial_results(tmp_path, capsys):
+    dims = (("text", 6), ("image", 5))
+    data = DatasetDict(
+        {
+            split: build_feature_dataset(*features(n, seed=i, dims=dims))
+            for i, (split, n) in enumerate((("train", 64), ("validation", 32), ("test", 32)))
+        }
+    )
+    data.save_to_disk(str(tmp_path / "features"))
+    common = ["--dataset", str(tmp_path / "features"), "--methods", "ours", "late_fusion", "--ablations", "none",
+              "--seeds", "0", "1", "--num_train_epochs", "2", "--hidden_size", "8", "--learning_rate", "0.05",
+              "--lr_grid", "0.5", "1", "--missing_rates", "0.5", "--batch_size", "16"]  # fmt: skip
+    threads = torch.get_num_threads()
+    try:
+        serial = load_compare().main([*common, "--output_dir", str(tmp_path / "serial")])
+        parallel = load_compare().main([*common, "--output_dir", str(tmp_path / "parallel"), "--num_workers", "2"])
+    finally:
+        torch.set_num_threads(threads)
+    assert parallel["chosen"] == serial["chosen"]
+    for a, b in zip(serial["results"], parallel["results"]):
+        assert (a["method"], a["seed"], a["learning_rate"]) == (b["method"], b["seed"], b["learning_rate"])
+        assert a["accuracy"] == b["accuracy"] and a["missing_modality"] == b["missing_modality"]
