@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 LAUNCH := $(BIN)/accelerate launch --cpu --num_processes 1 --num_machines 1 --mixed_precision no \
 	--dynamo_backend no --num_cpu_threads_per_process 2
 
-.PHONY: setup test demo lint bench
+.PHONY: setup test demo lint bench mutants
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,3 +28,11 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/bench_core.py
+
+# Mutation testing of the core ([tool.mutmut] in pyproject.toml); slow, not run by CI. One mutant at a time (the
+# tests are single-threaded already). Limit it with MUTANTS, e.g. `make mutants MUTANTS='mllm_balance.shapley*'`.
+# Results stay in mutants/ (`mutmut results` lists survivors, `mutmut show NAME` prints one mutant's diff).
+MUTANTS ?=
+mutants: setup
+	OMP_NUM_THREADS=1 $(BIN)/mutmut run --max-children 1 $(MUTANTS)
+	$(BIN)/mutmut results

@@ -6,13 +6,14 @@ unit, with hybrid-order fusion at inference ("Modality Equilibrium Matters").
 
 from transformers import AutoConfig, AutoModel
 
-from .callbacks import ShapleyOrderCallback
+from .callbacks import BestValidationCallback, ShapleyOrderCallback
 from .collator import BalanceDataCollator, build_feature_dataset, validate_feature_dataset
 from .configuration import BalanceConfig
 from .hub import check_backbone_compatibility, push_adapters_to_hub, record_backbone
 from .modeling import BalancedModel, BalancedModelOutput
 from .order_state import OrderState
 from .pipeline import BalancedClassificationPipeline, register_pipeline  # importing registers the pipeline task
+from .presets import PRESETS, Preset, get_preset
 from .shapley import ShapleyValues, equilibrium_deviation, next_order, shapley_values
 from .trainer import BalanceTrainer, accuracy_metrics
 from .training_args import BalanceTrainingArguments
@@ -29,7 +30,11 @@ __all__ = [
     "BalanceTrainingArguments",
     "BalanceTrainer",
     "ShapleyOrderCallback",
+    "BestValidationCallback",
     "OrderState",
+    "PRESETS",
+    "Preset",
+    "get_preset",
     "BalanceDataCollator",
     "build_feature_dataset",
     "validate_feature_dataset",

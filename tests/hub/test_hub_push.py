@@ -122,17 +122,10 @@ def _trainer(model, output_dir):
 
 
 def test_trainer_push_produces_the_same_card(model, hub, tmp_path, monkeypatch):
-    """`BalanceTrainer.push_to_hub` with `create_model_card` delegating to the hub module sends the same card."""
+    """`BalanceTrainer.push_to_hub` (its `create_model_card` delegates to the hub module) sends the same card."""
     import transformers.trainer
 
-    from mllm_balance import BalanceTrainer
-    from mllm_balance.hub import create_trainer_model_card
-
     monkeypatch.setattr(transformers.trainer, "hf_api", lambda: huggingface_hub.HfApi())
-    if BalanceTrainer.create_model_card is transformers.Trainer.create_model_card:  # until trainer.py delegates
-        monkeypatch.setattr(
-            BalanceTrainer, "create_model_card", lambda self, **kw: create_trainer_model_card(self, **kw)
-        )
     trainer = _trainer(model, tmp_path / "run")
     save_results(full_results(), trainer.args.output_dir)
     trainer.push_to_hub()
