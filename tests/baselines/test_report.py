@@ -115,15 +115,19 @@ def load_compare():
     return module
 
 
-def test_compare_recipe_end_to_end(tmp_path, capsys):
+def save_feature_splits(path, sizes=(96, 40, 40)) -> str:
+    """A two-modality feature `DatasetDict` (train / validation / test) saved to `path`."""
     dims = (("text", 6), ("image", 5))
+    splits = zip(("train", "validation", "test"), sizes)
     data = DatasetDict(
-        {
-            split: build_feature_dataset(*features(n, seed=i, dims=dims))
-            for i, (split, n) in enumerate((("train", 96), ("validation", 40), ("test", 40)))
-        }
+        {split: build_feature_dataset(*features(n, seed=i, dims=dims)) for i, (split, n) in enumerate(splits)}
     )
-    data.save_to_disk(str(tmp_path / "features"))
+    data.save_to_disk(str(path))
+    return str(path)
+
+
+def test_compare_recipe_end_to_end(tmp_path, capsys):
+    save_feature_splits(tmp_path / "features")
     out = tmp_path / "out"
     argv = ["--dataset", str(tmp_path / "features"), "--output_dir", str(out), "--methods", "ours", "concat",
             "--ablations", "fixed_order", "--seeds", "0", "--num_train_epochs", "2", "--hidden_size", "8",
@@ -169,14 +173,7 @@ def test_compare_refuses_unknown_methods(tmp_path):
 
 
 def test_compare_workers_give_the_serial_results(tmp_path, capsys):
-    dims = (("text", 6), ("image", 5))
-    data = DatasetDict(
-        {
-            split: build_feature_dataset(*features(n, seed=i, dims=dims))
-            for i, (split, n) in enumerate((("train", 64), ("validation", 32), ("test", 32)))
-        }
-    )
-    data.save_to_disk(str(tmp_path / "features"))
+    save_feature_splits(tmp_path / "features", sizes=(64, 32, 32))
     common = ["--dataset", str(tmp_path / "features"), "--methods", "ours", "late_fusion", "--ablations", "none",
               "--seeds", "0", "1", "--num_train_epochs", "2", "--hidden_size", "8", "--learning_rate", "0.05",
               "--lr_grid", "0.5", "1", "--missing_rates", "0.5", "--batch_size", "16"]  # fmt: skip
