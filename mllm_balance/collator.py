@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow.compute as pc
 import torch
 from datasets import Dataset, Features, List, Value
 
@@ -48,6 +49,41 @@ def build_feature_dataset(
     columns[LABEL_COLUMN] = labels
     schema[LABEL_COLUMN] = Value("int64")
     return Dataset.from_dict(columns, features=Features(schema))
+
+
+def feature_schema(splits: Mapping[str, Dataset]) -> dict[str, int]:
+    """Feature size of every modality column of feature splits, in column order.
+
+    A modality column is any list column other than `labels` and the `<m>_present` columns. Its size is the declared
+    length (`List(Value("float32"), length=D)`), or, for a column saved without one (what `Dataset.from_dict` writes
+    for a 2-D numpy array), the one length that all its rows share in every split.
+
+    Raises:
+        `ValueError`: naming the column and the lengths seen when rows differ in length (within or across splits),
+        or when no split has a modality column.
+    """
+    first = next(iter(splits.values()))
+    dims: dict[str, int] = {}
+    for column, feature in first.features.items():
+        if column == LABEL_COLUMN or column.endswith("_present") or not isinstance(feature, List):
+            continue
+        declared = feature.length if feature.length not in (None, -1) else None
+        lengths: set[int] = {declared} if declared is not None else set()
+        for dataset in splits.values():
+            if column not in dataset.column_names:
+                continue
+            values = dataset.data.column(column)
+            if declared is None or getattr(dataset.features[column], "length", -1) in (None, -1):
+                lengths |= {int(n) for n in np.unique(pc.list_value_length(values).to_numpy(zero_copy_only=False))}
+        if len(lengths) != 1:
+            raise ValueError(
+                f"feature column {column!r} has rows of different lengths {sorted(lengths)[:10]}: every row of a "
+                "modality must have the same feature size"
+            )
+        dims[column] = lengths.pop()
+    if not dims:
+        raise ValueError(f"no feature columns (one list column per modality) among {first.column_names}")
+    return dims
 
 
 def validate_feature_dataset(

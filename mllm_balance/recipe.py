@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser, set_seed
 
-from .collator import LABEL_COLUMN
+from .collator import LABEL_COLUMN, feature_schema
 from .configuration import BalanceConfig
 from .hub import record_backbone
 from .modeling import BalancedModel
@@ -197,13 +197,10 @@ def load_feature_splits(data_args: DataArguments):
     if missing:
         raise ValueError(f"{data_args.features_dir} has no {missing} split(s); it has {list(splits)}")
     train = splits["train"]
-    modality_dims = {
-        c: getattr(f, "length", -1)
-        for c, f in train.features.items()
-        if c != LABEL_COLUMN and not c.endswith("_present") and getattr(f, "length", None) not in (None, -1)
-    }
-    if not modality_dims:
-        raise ValueError(f"{data_args.features_dir} has no fixed-length feature columns (one per modality)")
+    try:
+        modality_dims = feature_schema(splits)
+    except ValueError as err:
+        raise ValueError(f"{data_args.features_dir}: {err}") from err
     labels = train.features.get(LABEL_COLUMN)
     if isinstance(labels, ClassLabel):
         id2label = dict(enumerate(labels.names))

@@ -35,7 +35,7 @@ from transformers.trainer_callback import PrinterCallback
 from mllm_balance import BalanceConfig, BalancedModel, BalanceTrainer, BalanceTrainingArguments, build_feature_dataset
 from mllm_balance.baselines import ABLATIONS, BASELINES, ablation_config, get_ablation, get_baseline
 from mllm_balance.callbacks import BestValidationCallback
-from mllm_balance.collator import LABEL_COLUMN
+from mllm_balance.collator import LABEL_COLUMN, feature_schema
 from mllm_balance.presets import PRESETS, get_preset
 from mllm_balance.report import FeatureSnapshotCallback, display_name, order_analysis, write_report
 from mllm_balance.results import save_results, trainer_results
@@ -150,18 +150,9 @@ def load_features(spec: str) -> tuple[DatasetDict, str]:
 
 
 def infer_schema(data: DatasetDict) -> tuple[dict[str, int], int]:
-    """Modality feature sizes (column order) and number of labels of a feature dataset."""
-    train = data["train"]
-    dims = {}
-    for column, feature in train.features.items():
-        if column == LABEL_COLUMN or column.endswith("_present"):
-            continue
-        length = getattr(feature, "length", -1)
-        if length in (-1, None):
-            length = len(train[0][column])
-        dims[column] = int(length)
+    """Modality feature sizes (column order, [`feature_schema`]) and number of labels of a feature dataset."""
     labels = np.concatenate([np.asarray(data[s].with_format("numpy")[LABEL_COLUMN]) for s in data])
-    return dims, int(labels.max()) + 1
+    return feature_schema(data), int(labels.max()) + 1
 
 
 # ---------------------------------------------------------------------------------------------- one run
