@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
 from transformers import TrainingArguments
 
 ALTERNATIONS = ("step", "epoch", "joint")
@@ -71,6 +72,9 @@ class BalanceTrainingArguments(TrainingArguments):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.dataloader_pin_memory and (self.use_cpu or not torch.accelerator.is_available()):
+            # pinned memory only helps copies to an accelerator; without one PyTorch warns on every epoch
+            self.dataloader_pin_memory = False
         if self.alternation not in ALTERNATIONS:
             raise ValueError(f"alternation must be one of {ALTERNATIONS}, got {self.alternation!r}")
         if self.order_schedule not in ORDER_SCHEDULES:

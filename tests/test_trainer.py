@@ -178,3 +178,14 @@ def test_missing_modality_rows_train_and_score(tmp_path, tiny_config, feature_ma
     scores = trainer.score_modalities()
     assert set(scores["shapley"]) == {"a", "b"}
     assert trainer.evaluate()["eval_accuracy"] > 0
+
+
+def test_no_pinned_memory_and_no_pin_memory_warning_on_cpu(tmp_path, tiny_config, tiny_datasets):
+    import warnings
+
+    trainer = make_trainer(tmp_path, tiny_config, tiny_datasets)
+    assert trainer.args.dataloader_pin_memory is False
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.train()
+    assert not [w for w in caught if "pin_memory" in str(w.message)]
