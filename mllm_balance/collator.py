@@ -67,14 +67,7 @@ def feature_schema(splits: Mapping[str, Dataset]) -> dict[str, int]:
     for column, feature in first.features.items():
         if column == LABEL_COLUMN or column.endswith("_present") or not isinstance(feature, List):
             continue
-        declared = feature.length if feature.length not in (None, -1) else None
-        lengths: set[int] = {declared} if declared is not None else set()
-        for dataset in splits.values():
-            if column not in dataset.column_names:
-                continue
-            values = dataset.data.column(column)
-            if declared is None or getattr(dataset.features[column], "length", -1) in (None, -1):
-                lengths |= {int(n) for n in np.unique(pc.list_value_length(values).to_numpy(zero_copy_only=False))}
+        lengths = set().union(*(_row_lengths(d, column) for d in splits.values() if column in d.column_names))
         if len(lengths) != 1:
             raise ValueError(
                 f"feature column {column!r} has rows of different lengths {sorted(lengths)[:10]}: every row of a "
@@ -84,6 +77,15 @@ def feature_schema(splits: Mapping[str, Dataset]) -> dict[str, int]:
     if not dims:
         raise ValueError(f"no feature columns (one list column per modality) among {first.column_names}")
     return dims
+
+
+def _row_lengths(dataset: Dataset, column: str) -> set[int]:
+    """The lengths of a list column's rows: its declared length, or the distinct lengths found in the rows."""
+    declared = getattr(dataset.features[column], "length", -1)
+    if declared not in (None, -1):
+        return {int(declared)}
+    lengths = pc.list_value_length(dataset.data.column(column)).to_numpy(zero_copy_only=False)
+    return {int(n) for n in np.unique(lengths)}
 
 
 def validate_feature_dataset(

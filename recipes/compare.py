@@ -218,9 +218,8 @@ def base_learning_rate(method: str, cargs: CompareArguments) -> float:
     """The rate the sweep multiplies: the method's own (e.g. SGD's, from its registry entry) or `--learning_rate`."""
     if method == "joint" and cargs.joint_learning_rate:
         return cargs.joint_learning_rate
-    if method in BASELINES and getattr(get_baseline(method), "learning_rate", None):
-        return float(get_baseline(method).learning_rate)
-    return cargs.learning_rate
+    own = get_baseline(method).learning_rate if method in BASELINES else None
+    return float(own) if own is not None else cargs.learning_rate
 
 
 def run_one(method, ablation, seed, lr, data, dataset_name, dims, num_labels, cargs, run_dir, snapshot_epochs, tag):
@@ -290,7 +289,7 @@ def run_one(method, ablation, seed, lr, data, dataset_name, dims, num_labels, ca
     save_results(results, run_dir)
     if snapshot is not None:
         np.savez_compressed(os.path.join(run_dir, "snapshots.npz"), **flatten_snapshots(snapshot.snapshots))
-    return results, (snapshot.snapshots if snapshot is not None else None)
+    return results
 
 
 def flatten_snapshots(snapshots) -> dict[str, np.ndarray]:
@@ -345,7 +344,7 @@ def _execute(task) -> dict:
         return results
     want_snapshot = method == "ours" and not ablation and seed == cargs.seeds[0]
     t0 = time.perf_counter()
-    results, _ = run_one(
+    results = run_one(
         method, ablation, seed, lr, data, dataset_name, dims, num_labels, cargs, run_dir,
         snapshot_epochs if want_snapshot else None, tag,
     )  # fmt: skip

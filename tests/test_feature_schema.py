@@ -37,6 +37,13 @@ def test_a_ragged_column_is_an_error_naming_the_column_and_the_lengths():
         feature_schema({"train": first, "validation": other})
 
 
+def test_declared_lengths_that_differ_across_splits_are_an_error():
+    train = build_feature_dataset({"text": np.zeros((2, 4))}, np.array([0, 1]))
+    validation = build_feature_dataset({"text": np.zeros((2, 5))}, np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"'text' has rows of different lengths \[4, 5\]"):
+        feature_schema({"train": train, "validation": validation})
+
+
 def test_no_feature_column_is_an_error():
     with pytest.raises(ValueError, match="no feature columns"):
         feature_schema({"train": Dataset.from_dict({"labels": [0, 1]})})
