@@ -8,6 +8,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .atomic import atomic_open
+
 RESULTS_NAME = "results.json"
 
 
@@ -60,10 +62,8 @@ def save_results(results: Mapping[str, Any], output_dir: str) -> str:
     """Write `results.json` into `output_dir` (atomically: a crash never leaves half a file) and return its path."""
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, RESULTS_NAME)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    with atomic_open(path) as f:
         json.dump(results, f, indent=2)
-    os.replace(tmp, path)
     return path
 
 

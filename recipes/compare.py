@@ -33,6 +33,7 @@ from transformers import HfArgumentParser, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
 from mllm_balance import BalanceConfig, BalancedModel, BalanceTrainer, BalanceTrainingArguments, build_feature_dataset
+from mllm_balance.atomic import atomic_open
 from mllm_balance.baselines import ABLATIONS, BASELINES, ablation_config, get_ablation, get_baseline
 from mllm_balance.callbacks import BestValidationCallback
 from mllm_balance.collator import LABEL_COLUMN, feature_schema
@@ -62,7 +63,7 @@ class CompareArguments:
         default=1e-3, metadata={"help": "Base AdamW learning rate (methods with their own optimiser use theirs)."}
     )
     lr_grid: list[float] = field(
-        default_factory=lambda: [0.3, 1.0, 3.0],
+        default_factory=lambda: [1.0, 3.0, 10.0],
         metadata={"help": "Learning-rate sweep: multipliers of each method's base rate, picked on validation."},
     )
     selection: str = field(
@@ -286,9 +287,11 @@ def run_one(method, ablation, seed, lr, data, dataset_name, dims, num_labels, ca
     if method in ("ours", "paper") and not ablation:
         # "fixed": the chain over the order the last epoch trained with
         results["order_analysis"] = order_analysis(trainer.model, test, fixed_order=results["order_history"][-1])
-    save_results(results, run_dir)
     if snapshot is not None:
-        np.savez_compressed(os.path.join(run_dir, "snapshots.npz"), **flatten_snapshots(snapshot.snapshots))
+        # before results.json, which marks the run as finished (a reused run always has its snapshots)
+        with atomic_open(os.path.join(run_dir, "snapshots.npz"), "wb") as f:
+            np.savez_compressed(f, **flatten_snapshots(snapshot.snapshots))
+    save_results(results, run_dir)
     return results
 
 
@@ -437,8 +440,7 @@ def main(argv: list[str] | None = None) -> dict:
         snap_path = os.path.join(run_directory(cargs, "ours", None, sweep_seed, chosen["ours"]), "snapshots.npz")
         snapshots = load_snapshots(snap_path) if os.path.isfile(snap_path) else None
     os.makedirs(cargs.output_dir, exist_ok=True)
-    with open(os.path.join(cargs.output_dir, "results.json"), "w") as f:
-        json.dump({"runs": all_results, "sweep": sweep, "chosen_learning_rate": chosen}, f, indent=2)
+    save_results({"runs": all_results, "sweep": sweep, "chosen_learning_rate": chosen}, cargs.output_dir)
     protocol = protocol_text(cargs, grid, chosen)
     written = write_report(
         all_results, cargs.output_dir, snapshots=snapshots, methods=cargs.methods, protocol=protocol, sweep=sweep

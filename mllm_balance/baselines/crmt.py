@@ -142,7 +142,11 @@ class CRMTModel(BaselineModel):
                     continue
                 x = features[m].detach().clone().requires_grad_(True)  # (B, D_m)
                 u = self.classifiers[m](self.adapters[m](x))  # (B, C)
-                on = masks[m].to(self.device) if m in masks else torch.ones(x.shape[0], dtype=torch.bool)
+                on = (
+                    masks[m].to(self.device)
+                    if m in masks
+                    else torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+                )
                 if not on.any():
                     continue
                 for k in range(u.shape[-1]):
