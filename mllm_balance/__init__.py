@@ -4,9 +4,13 @@ Shapley-ordered alternating training of per-modality adapters, a cross-modal map
 unit, with hybrid-order fusion at inference ("Modality Equilibrium Matters").
 """
 
+# First: transformers' Trainer imports peft, which imports bitsandbytes; this defers bitsandbytes to its first use.
+from . import _deferred_imports  # noqa: F401
+
+# isort: split
 from transformers import AutoConfig, AutoModel
 
-from .callbacks import BestValidationCallback, ShapleyOrderCallback
+from .callbacks import BestValidationCallback, EpochSummaryCallback, ShapleyOrderCallback
 from .collator import BalanceDataCollator, build_feature_dataset, validate_feature_dataset
 from .configuration import BalanceConfig
 from .hub import check_backbone_compatibility, push_adapters_to_hub, record_backbone
@@ -31,6 +35,7 @@ __all__ = [
     "BalanceTrainer",
     "ShapleyOrderCallback",
     "BestValidationCallback",
+    "EpochSummaryCallback",
     "OrderState",
     "PRESETS",
     "Preset",

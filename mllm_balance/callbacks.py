@@ -1,16 +1,24 @@
-"""`ShapleyOrderCallback`: score every modality at epoch end and set the next training order (Eq. 8)."""
+"""`ShapleyOrderCallback`: score every modality at epoch end and set the next training order (Eq. 8); model selection
+on the validation split; the console of a training run."""
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from tqdm.auto import tqdm
 from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+from .console import quiet_console
 from .shapley import next_order
 
 if TYPE_CHECKING:
+    from transformers import Trainer
+
     from .trainer import BalanceTrainer
 
 
@@ -62,7 +70,9 @@ class ShapleyOrderCallback(TrainerCallback):
             return
         epoch = self._epoch(state) - 1  # state.epoch already counts the finished epoch
         if self._scores_epoch(epoch):
+            should_log = control.should_log
             self._score_and_reorder(epoch=epoch, state=state)
+            control.should_log = should_log  # logging the scores must not cancel the epoch's training-loss log
 
     def _can_score(self) -> bool:
         return self.eval_dataset is not None or self.trainer.eval_dataset is not None
@@ -136,4 +146,101 @@ class BestValidationCallback(TrainerCallback):
             model.config.train_order = list(self._best_order)
 
 
-__all__ = ["ShapleyOrderCallback", "BestValidationCallback"]
+class EpochSummaryCallback(TrainerCallback):
+    """The console of a training run: one progress bar over the training steps and one line per epoch.
+
+    Takes the place of transformers' `ProgressCallback` / `PrinterCallback`, which print every log dict and draw a bar
+    per evaluation. After each epoch it writes the order trained with, the training loss, the fusion accuracy on the
+    eval set, the accuracy of each modality alone and EDM (the values [`ShapleyOrderCallback`] and the Trainer logged
+    in that epoch; one not logged is left out), e.g.
+
+        epoch 3/40  order image>text  loss 0.9120  fusion 79.25  acc text 77.00 image 52.13  EDM 23.40
+
+    While training it also hides transformers' own progress bars and its notices about library internals (see
+    `mllm_balance.console`). Only the main process writes; with `disable_tqdm=True` the lines come without the bar.
+    [`EpochSummaryCallback.install`] swaps it in on a trainer.
+    """
+
+    def __init__(self):
+        self.training_bar = None
+        self._quiet: ExitStack | None = None
+        self._epoch: int | None = None
+        self._order: list[str] | None = None
+        self._values: dict[str, Any] = {}
+
+    @classmethod
+    def install(cls, trainer: Trainer) -> EpochSummaryCallback:
+        """Replace the trainer's `ProgressCallback` / `PrinterCallback` with a new `EpochSummaryCallback` and return
+        it."""
+        for callback in (ProgressCallback, PrinterCallback, cls):
+            trainer.remove_callback(callback)
+        callback = cls()
+        trainer.add_callback(callback)
+        return callback
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._quiet = ExitStack()
+        self._quiet.enter_context(quiet_console())
+        if state.is_world_process_zero and not args.disable_tqdm:
+            self.training_bar = tqdm(total=state.max_steps, initial=state.global_step, dynamic_ncols=True)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.training_bar is not None:
+            self.training_bar.update(state.global_step - self.training_bar.n)
+
+    def on_epoch_begin(self, args, state, control, model=None, **kwargs):
+        self._write_epoch_line(state)
+        order = getattr(getattr(model, "config", None), "train_order", None)
+        self._epoch = int(math.floor((state.epoch or 0.0) + 1e-6)) + 1
+        self._order = list(order) if order else None  # the logged "order" is the next epoch's
+        self._values = {}
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self._epoch is not None and logs:
+            self._values.update(logs)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self._write_epoch_line(state)
+        self._epoch = None
+        if self.training_bar is not None:
+            self.training_bar.close()
+            self.training_bar = None
+        if self._quiet is not None:
+            self._quiet.close()
+            self._quiet = None
+
+    def _write_epoch_line(self, state) -> None:
+        if self._epoch is None or not state.is_world_process_zero:
+            return
+        line = format_epoch_line(self._epoch, state.num_train_epochs, self._values, order=self._order)
+        if self.training_bar is not None:
+            self.training_bar.write(line)
+        else:
+            print(line, flush=True)
+
+
+def format_epoch_line(
+    epoch: int, num_epochs: int | None, values: dict[str, Any], order: Sequence[str] | None = None
+) -> str:
+    """One epoch's console line: the order trained with and the values logged in the epoch (`loss`,
+    `eval_accuracy`, `accuracy/<modality>`, `edm`); the missing ones are left out.
+
+    Example: `format_epoch_line(3, 40, {"eval_accuracy": 79.25, "edm": 23.4}, order=["image", "text"])` ->
+    `"epoch 3/40  order image>text  fusion 79.25  EDM 23.40"`.
+    """
+    parts = [f"epoch {epoch}/{num_epochs}" if num_epochs else f"epoch {epoch}"]
+    if order:
+        parts.append("order " + ">".join(order))
+    if isinstance(values.get("loss"), (int, float)):
+        parts.append(f"loss {values['loss']:.4f}")
+    if isinstance(values.get("eval_accuracy"), (int, float)):
+        parts.append(f"fusion {values['eval_accuracy']:.2f}")
+    per_modality = [(k.split("/", 1)[1], v) for k, v in values.items() if k.startswith("accuracy/")]
+    if per_modality:
+        parts.append("acc " + " ".join(f"{m} {float(v):.2f}" for m, v in per_modality))
+    if isinstance(values.get("edm"), (int, float)):
+        parts.append(f"EDM {values['edm']:.2f}")
+    return "  ".join(parts)
+
+
+__all__ = ["ShapleyOrderCallback", "BestValidationCallback", "EpochSummaryCallback", "format_epoch_line"]

@@ -63,6 +63,9 @@ class BalanceConfig(PreTrainedConfig):
             Last training order (weakest first), set by the trainer.
         shapley_history (`list[dict[str, float]]`, *optional*):
             Shapley values after every scored epoch, set by the trainer.
+        label_prior (`list[float]`, *optional*):
+            Share of every label among the training samples, set by the trainer; the value of the empty coalition
+            of per-sample contributions (`mllm_balance.contributions`) and the majority label of a saved model.
         backbone_id (`str`, *optional*):
             Hub id or path of the frozen backbone whose features the adapters were trained on.
         backbone_revision (`str`, *optional*):
@@ -89,6 +92,7 @@ class BalanceConfig(PreTrainedConfig):
     order_seed: int = 0
     train_order: list[str] | None = None
     shapley_history: list[dict[str, float]] | None = None
+    label_prior: list[float] | None = None
     backbone_id: str | None = None
     backbone_revision: str | None = None
 
@@ -124,6 +128,10 @@ class BalanceConfig(PreTrainedConfig):
             raise ValueError(f"max_orders must be >= 1, got {self.max_orders}")
         if self.train_order is not None:
             self.check_order(self.train_order)
+        if self.label_prior is not None and (
+            any(not p >= 0 for p in self.label_prior) or abs(sum(self.label_prior) - 1) > 1e-6
+        ):
+            raise ValueError(f"label_prior must be non-negative shares summing to 1, got {self.label_prior}")
 
     def validate_architecture(self):
         """Run on assignment by the strict dataclass as well."""

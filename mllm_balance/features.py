@@ -8,7 +8,9 @@ The cache of one extraction is a folder `features-<fingerprint>` holding Arrow s
 `manifest.json` written last. The fingerprint hashes the backbone's identity (id, revision, layer, pooling,
 preprocessing, quantization, dtype), the column mapping, the error policy and the input dataset's fingerprint, so
 an unchanged setting is a cache hit (the backbone is not even called) and a changed one extracts anew. A cache
-whose manifest, shards, sizes, checksums, schema or row counts do not check out is rebuilt with a warning.
+whose manifest, shards, sizes, checksums, schema or row counts do not check out is rebuilt with a warning, and so
+is one whose extraction was killed: shards are written into `features-<fingerprint>.partial`, renamed into place
+only once the manifest is written, so a `.partial` folder left behind marks an interrupted extraction.
 """
 
 from __future__ import annotations
@@ -215,13 +217,15 @@ def extract_features(
     report.cache_path, report.fingerprint = str(path), fingerprint
 
     state = PartialState()
+    partial = path.with_name(path.name + ".partial")
     cached, problem = _open_cache(path, fingerprint, verify)
+    if cached is None and problem is None and partial.exists():
+        problem = f"incomplete (an interrupted extraction left {partial.name} behind)"
     state.wait_for_everyone()
     if cached is not None:
         report.cache_hit = True
         _load_report_counts(path, report)
         return (cached, report) if return_report else cached
-    partial = path.with_name(path.name + ".partial")
     if state.is_main_process:
         if problem is not None:
             message = f"feature cache {path} is {problem}; rebuilding it"

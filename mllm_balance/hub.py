@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from huggingface_hub import HfApi, ModelCard, ModelCardData
 
+from .atomic import staged_folder
 from .configuration import BalanceConfig
 from .results import RESULTS_NAME
 from .shapley import equilibrium_deviation
@@ -646,7 +647,8 @@ def save_adapters(
     os.makedirs(directory, exist_ok=True)
     state_dict = trainable_state_dict(model)
     expected = set(state_dict)
-    model.save_pretrained(directory, state_dict=dict(state_dict))  # (save_pretrained empties the dict it is given)
+    with staged_folder(directory) as staging:  # weights and config land whole, config.json last
+        model.save_pretrained(staging, state_dict=dict(state_dict))  # (save_pretrained empties the dict it is given)
     write_model_card(directory, model, results, **card_kwargs)
     saved = _safetensors_keys(directory)
     if saved != expected:

@@ -23,6 +23,7 @@ from transformers import Pipeline
 
 from . import hub
 from .configuration import INFERENCE_MODES
+from .contributions import modality_contributions
 
 TASK = hub.PIPELINE_TASK
 
@@ -176,6 +177,14 @@ class BalancedClassificationPipeline(Pipeline):
         return_modality_scores (`bool`, *optional*, defaults to `False`): also return the scores of each present
             modality alone (the chain over that modality only); the result of a sample is then
             `{"scores": [...], "modality_scores": {modality: [...]}}`.
+        return_contributions (`bool`, *optional*, defaults to `False`): also return the Shapley value of every
+            present modality to the predicted label's score (`"contributions": {modality: phi}`) and the value of
+            the empty coalition (`"base_score"`: the training label prior of that label recorded in the config, or
+            `1 / num_labels`), so that `base_score + sum(contributions.values())` is the predicted label's score. A
+            coalition's value is the predicted label's score from the prediction on its modalities alone (the same
+            inference mode); the backbone runs once, only the classifier runs per coalition. Exact up to
+            `mllm_balance.contributions.EXACT_MAX_MODALITIES` present modalities, estimated from seeded orders
+            beyond.
         inference_mode (`str`, *optional*): `"hybrid"` (average over every order of the present modalities;
             `config.inference_mode`, hybrid unless saved otherwise, is the default), `"train_order"` or `"entropy"`.
         batch_size (`int`, *optional*, defaults to 1): samples encoded and classified together; results do not
@@ -183,7 +192,16 @@ class BalancedClassificationPipeline(Pipeline):
 
     Returns:
         For one sample, a list of `{"label": str, "score": float}` sorted by score; for a list, one such result per
-        sample.
+        sample. With `return_modality_scores` or `return_contributions`, a sample's result is a dict with `"scores"`
+        (that list) and the requested extras.
+
+    Example:
+
+    ```python
+    >>> classify = pipeline("multimodal-balanced-classification", model="user/adapters")
+    >>> out = classify({"text": "what a day", "image": "photo.jpg"}, return_contributions=True)
+    >>> out["scores"][0]["score"] == out["base_score"] + sum(out["contributions"].values())  # up to rounding
+    ```
     """
 
     _load_tokenizer = False
@@ -219,12 +237,13 @@ class BalancedClassificationPipeline(Pipeline):
         top_k: int | None = None,
         return_modality_scores: bool | None = None,
         inference_mode: str | None = None,
+        return_contributions: bool | None = None,
         **unknown: Any,
     ):
         if unknown:
             raise ValueError(
                 f"unknown parameter(s) {sorted(unknown)}; this pipeline takes top_k, return_modality_scores, "
-                "inference_mode and batch_size"
+                "return_contributions, inference_mode and batch_size"
             )
         forward_params: dict[str, Any] = {}
         postprocess_params: dict[str, Any] = {}
@@ -237,6 +256,11 @@ class BalancedClassificationPipeline(Pipeline):
                 raise ValueError(f"return_modality_scores must be a bool, got {return_modality_scores!r}")
             forward_params["return_modality_scores"] = return_modality_scores
             postprocess_params["return_modality_scores"] = return_modality_scores
+        if return_contributions is not None:
+            if not isinstance(return_contributions, bool):
+                raise ValueError(f"return_contributions must be a bool, got {return_contributions!r}")
+            forward_params["return_contributions"] = return_contributions
+            postprocess_params["return_contributions"] = return_contributions
         if inference_mode is not None:
             if inference_mode not in INFERENCE_MODES:
                 raise ValueError(f"inference_mode must be one of {INFERENCE_MODES}, got {inference_mode!r}")
@@ -298,6 +322,9 @@ class BalancedClassificationPipeline(Pipeline):
                     m: probs[row] for m, probs in outputs["modality_probs"].items() if m in outputs["present"][row]
                 },
             }
+            if outputs["contributions"] is not None:
+                one["contributions"] = dict(outputs["contributions"].values[row])
+                one["base_score"] = float(outputs["contributions"].base[row])
             yield self.postprocess(one, **postprocess_params)
 
     # ------------------------------------------------------------------------------------------------- steps
@@ -312,6 +339,7 @@ class BalancedClassificationPipeline(Pipeline):
         model_inputs: list[dict[str, Any]],
         inference_mode: str | None = None,
         return_modality_scores: bool = False,
+        return_contributions: bool = False,
     ) -> dict[str, Any]:
         samples = [s["inputs"] for s in model_inputs]
         indices = [s["index"] for s in model_inputs]
@@ -331,6 +359,12 @@ class BalancedClassificationPipeline(Pipeline):
             masks[m] = torch.zeros(batch, dtype=torch.bool, device=self.device).index_fill(0, rows, True)  # (B,)
         try:
             logits = self.model(features=features, modality_mask=masks, inference_mode=inference_mode).logits
+            probs = logits.float().softmax(-1)  # (B, C)
+            contributions = None
+            if return_contributions:
+                contributions = modality_contributions(
+                    self.model, features, masks, inference_mode=inference_mode, probs=probs
+                )
             modality_probs = {}
             if return_modality_scores:
                 single = self.model.subset_logits(features, [[m] for m in modalities], masks)
@@ -338,19 +372,29 @@ class BalancedClassificationPipeline(Pipeline):
         except ValueError as error:
             raise ValueError(f"samples {indices}: {error}") from error
         return {
-            "probs": logits.float().softmax(-1),  # (B, C)
+            "probs": probs,  # (B, C)
             "modality_probs": modality_probs,
+            "contributions": contributions,
             "present": [list(s) for s in samples],
         }
 
-    def postprocess(self, model_outputs: dict[str, Any], top_k: int | None = None, return_modality_scores=False):
+    def postprocess(
+        self,
+        model_outputs: dict[str, Any],
+        top_k: int | None = None,
+        return_modality_scores: bool = False,
+        return_contributions: bool = False,
+    ):
         scores = self._ranked(model_outputs["probs"], top_k)
-        if not return_modality_scores:
+        if not (return_modality_scores or return_contributions):
             return scores
-        return {
-            "scores": scores,
-            "modality_scores": {m: self._ranked(p, top_k) for m, p in model_outputs["modality_probs"].items()},
-        }
+        result: dict[str, Any] = {"scores": scores}
+        if return_modality_scores:
+            result["modality_scores"] = {m: self._ranked(p, top_k) for m, p in model_outputs["modality_probs"].items()}
+        if return_contributions:
+            result["contributions"] = model_outputs["contributions"]
+            result["base_score"] = model_outputs["base_score"]
+        return result
 
     def _ranked(self, probs: torch.Tensor, top_k: int | None) -> list[dict[str, Any]]:
         values = probs.tolist()

@@ -13,9 +13,11 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser, set_seed
 
+from .callbacks import EpochSummaryCallback
 from .collator import LABEL_COLUMN, feature_schema
 from .configuration import BalanceConfig
-from .hub import record_backbone
+from .console import library_progress_bars_hidden
+from .hub import CARD_NAME, record_backbone
 from .modeling import BalancedModel
 from .presets import get_preset
 from .results import format_summary, save_results, trainer_results
@@ -249,7 +251,8 @@ def run_recipe(data_args: DataArguments, model_args: ModelArguments, training_ar
         train_dataset=features["train"],
         eval_dataset=features["validation"],
     )
-    trainer.train()
+    EpochSummaryCallback.install(trainer)  # the console: one progress bar and one line per epoch
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)  # "last": the newest checkpoint
     extra: dict[str, Any] = {"seed": training_args.seed, "backbone": spec}
     if data_args.missing_modality_eval:
         from .robustness import missing_modality_accuracy
@@ -262,10 +265,13 @@ def run_recipe(data_args: DataArguments, model_args: ModelArguments, training_ar
     history = json.dumps(trainer.order_state.order_history)
     print(f"[rank {training_args.process_index}] order_history={history}", flush=True)
     if trainer.is_world_process_zero():
-        save_results(results, training_args.output_dir)
-        trainer.save_model(training_args.output_dir)
+        with library_progress_bars_hidden():
+            save_results(results, training_args.output_dir)
+            trainer.save_model(training_args.output_dir)
+            trainer.create_model_card()  # README.md and contributions.png: the folder serves as it is, no push needed
         print(format_summary(results, trainer.order_state, trainer.state.log_history))
         print(f"\nresults: {os.path.join(training_args.output_dir, 'results.json')}")
+        print(f"model card: {os.path.join(training_args.output_dir, CARD_NAME)}")
     if training_args.push_to_hub:
         trainer.push_to_hub()
     return results

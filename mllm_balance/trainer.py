@@ -11,7 +11,9 @@ import torch
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import EvalPrediction
 
+from .atomic import staged_folder
 from .callbacks import ShapleyOrderCallback
+from .checkpoints import check_checkpoint, last_checkpoint, resolve_checkpoint
 from .collator import LABEL_COLUMN, BalanceDataCollator, validate_feature_dataset
 from .order_state import OrderState
 from .shapley import coalitions_needed, equilibrium_deviation, shapley_values
@@ -29,6 +31,11 @@ def coalition_key(coalition: Iterable[str], order: Sequence[str]) -> str:
     return "+".join(m for m in order if m in set(coalition))
 
 
+class NonFiniteTrainingError(FloatingPointError):
+    """The training loss, or the weights about to be saved, turned NaN or infinite: the run stops there, and the
+    checkpoints saved before it are kept as they are."""
+
+
 class BalanceTrainer(Trainer):
     """Trainer for [`BalancedModel`] (and models with the same inputs) on feature datasets.
 
@@ -36,8 +43,9 @@ class BalanceTrainer(Trainer):
     - validates the feature datasets against the model before training (clear `ValueError`s),
     - runs alternating steps (see [`BalanceTrainingArguments.alternation`]) in the current modality order,
     - keeps the order state ([`OrderState`]), updated every epoch by [`ShapleyOrderCallback`] (added
-      automatically), saved beside every checkpoint and restored on resume,
-    - saves only the trainable weights of the model.
+      automatically), saved beside every checkpoint and restored on resume (`train(resume_from_checkpoint="last")`),
+    - stops with [`NonFiniteTrainingError`] as soon as the training loss turns NaN or infinite,
+    - saves only the trainable weights of the model, written aside first so that a killed save leaves no half model.
 
     Args:
         model ([`BalancedModel`]): the model to train; its `config.modality_dims` names the feature columns.
@@ -108,7 +116,9 @@ class BalanceTrainer(Trainer):
         self.majority_label = None
         if train_dataset is not None:
             labels = np.asarray(train_dataset.with_format("numpy")[LABEL_COLUMN])
-            self.majority_label = int(np.bincount(labels, minlength=config.num_labels).argmax())
+            counts = np.bincount(labels, minlength=config.num_labels)
+            self.majority_label = int(counts.argmax())
+            config.label_prior = (counts / counts.sum()).tolist() if counts.sum() else None  # saved with the model
         self.order_state = OrderState(order=self._initial_order())
         self.set_order(self.order_state.order)
         self.shapley_callback.bind(self)
@@ -213,6 +223,25 @@ class BalanceTrainer(Trainer):
         return {"shapley": phi, "edm": equilibrium_deviation(phi), "accuracy": accuracy}
 
     # --------------------------------------------------------------- training
+    def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, ignore_keys_for_eval=None):
+        """[`~transformers.Trainer.train`], resumed from a checkpoint when one is named.
+
+        Args:
+            resume_from_checkpoint (`str` or `bool`, *optional*): a checkpoint folder; `True`, `"last"` or `"true"`
+                for the newest complete checkpoint of `args.output_dir` (one that a killed run left half written is
+                skipped with a warning); `None`, `False`, `""`, `"false"` or `"none"` for a fresh run. Weights,
+                optimizer, scheduler, RNG and order state are restored, so the run ends as the uninterrupted one.
+            trial, ignore_keys_for_eval: as in [`~transformers.Trainer.train`].
+
+        Raises:
+            `ValueError`: the folder is not a checkpoint of this trainer for this model (the message names the path
+                and what is missing or different), or `"last"` finds none.
+            [`NonFiniteTrainingError`]: the training loss turned NaN or infinite.
+        """
+        model = self.accelerator.unwrap_model(self.model)
+        checkpoint = resolve_checkpoint(resume_from_checkpoint, self.args.output_dir, model)
+        return super().train(resume_from_checkpoint=checkpoint, trial=trial, ignore_keys_for_eval=ignore_keys_for_eval)
+
     def _prepare_inputs(self, inputs):
         inputs = super()._prepare_inputs(inputs)
         if self._skip_value_checks and isinstance(inputs, dict) and "features" in inputs:
@@ -222,14 +251,15 @@ class BalanceTrainer(Trainer):
     def training_step(self, model, inputs, num_items_in_batch=None):
         alternation = self.args.alternation
         if alternation == "joint":
-            return super().training_step(model, inputs, num_items_in_batch)
+            return self._checked_loss(super().training_step(model, inputs, num_items_in_batch))
         order = list(self.order_state.order)
         if alternation == "epoch":
             epoch = len(self.order_state.order_history) - 1
             active = order[max(epoch, 0) % len(order)]
-            return super().training_step(
+            loss = super().training_step(
                 model, {**inputs, "active_modality": active, "order": order, **self._step_options}, num_items_in_batch
             )
+            return self._checked_loss(loss, active)
         losses = []
         masks = inputs.get("modality_mask") or {}
         for m in order:
@@ -238,7 +268,7 @@ class BalanceTrainer(Trainer):
             if losses:
                 self._optimizer_substep(model)
             step_inputs = {**inputs, "active_modality": m, "order": order, **self._step_options}
-            losses.append(super().training_step(model, step_inputs, num_items_in_batch))
+            losses.append(self._checked_loss(super().training_step(model, step_inputs, num_items_in_batch), m))
         # The outer loop clips, steps the optimizer and the scheduler after the last modality's step.
         return torch.stack(losses).mean()
 
@@ -252,6 +282,30 @@ class BalanceTrainer(Trainer):
             self._clip_grad_norm(model)
         self.optimizer.step()
         model.zero_grad(set_to_none=True)
+
+    def _checked_loss(self, loss: torch.Tensor, modality: str | None = None) -> torch.Tensor:
+        """`loss` once it is known to be finite on every process, before the optimizer applies its gradients.
+
+        Raises:
+            [`NonFiniteTrainingError`]: naming the epoch and step (on every process at once under DDP).
+        """
+        finite = torch.isfinite(loss.detach()).all().to(torch.float32).reshape(1)  # (1,)
+        if self.args.world_size > 1:
+            finite = self.accelerator.gather(finite)  # (world_size,)
+        if bool(finite.min() > 0):
+            return loss
+        step = f" (the {modality!r} step)" if modality is not None else ""
+        last = last_checkpoint(self.args.output_dir) if os.path.isdir(self.args.output_dir) else None
+        kept = f"the last checkpoint, {last}, is kept" if last else "no checkpoint had been saved"
+        raise NonFiniteTrainingError(
+            f"the training loss is not finite ({float(loss.detach().float().mean())}) at epoch "
+            f"{self._current_epoch()}, step {self.state.global_step + 1}{step}: training stopped before applying "
+            f"it; {kept}. Resume with resume_from_checkpoint='last', e.g. with a lower learning rate"
+        )
+
+    def _current_epoch(self) -> int:
+        """The epoch in progress, counted from 1."""
+        return len(self.order_state.order_history) or int(self.state.epoch or 0) + 1
 
     # -------------------------------------------------------- checkpointing
     def create_model_card(self, **kwargs):
@@ -267,18 +321,24 @@ class BalanceTrainer(Trainer):
         model.config.shapley_history = [dict(p) for p in self.order_state.shapley_history]
         if state_dict is None:
             state_dict = trainable_state_dict(model)
-        super()._save(output_dir, state_dict=state_dict)
-        if self.args.should_save:
-            self.order_state.save(output_dir)
+        if not self.args.should_save:
+            super()._save(output_dir, state_dict=state_dict)  # a non-writing process joins any collective only
+            return
+        bad = [k for k, v in state_dict.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        if bad:
+            raise NonFiniteTrainingError(
+                f"the weights {bad[:4]} are NaN or infinite at epoch {self._current_epoch()}, step "
+                f"{self.state.global_step}: not saving them to {output_dir}"
+            )
+        # Written aside, then moved in with config.json last: a killed save never leaves a loadable half model.
+        with staged_folder(output_dir) as staging:
+            super()._save(staging, state_dict=state_dict)
+            self.order_state.save(staging)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        check_checkpoint(resume_from_checkpoint, self.accelerator.unwrap_model(model or self.model))
         super()._load_from_checkpoint(resume_from_checkpoint, model)
         state = OrderState.load(resume_from_checkpoint)
-        if state is None:
-            raise ValueError(
-                f"{os.path.join(resume_from_checkpoint, 'balance_state.json')} is missing: this checkpoint was not "
-                "written by BalanceTrainer, so its modality order cannot be restored"
-            )
         self.order_state = state
         self.set_order(state.order)
 
@@ -297,4 +357,4 @@ def _numpy_view(dataset, config):
     return dataset.with_format("numpy", columns=[c for c in wanted if c in dataset.column_names])
 
 
-__all__ = ["BalanceTrainer", "accuracy_metrics", "coalition_key", "trainable_state_dict"]
+__all__ = ["BalanceTrainer", "NonFiniteTrainingError", "accuracy_metrics", "coalition_key", "trainable_state_dict"]

@@ -71,7 +71,7 @@ def main() -> None:
     trainer = BalanceTrainer(
         model=BalancedModel(config), args=training_args, train_dataset=data["train"], eval_dataset=data["validation"]
     )
-    trainer.train()
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)  # "last": the newest checkpoint
     results = trainer_results(trainer, dataset="sklearn-digits-two-views", eval_dataset=data["test"])
     if trainer.is_world_process_zero():
         save_results(results, training_args.output_dir)
