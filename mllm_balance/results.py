@@ -70,7 +70,7 @@ def save_results(results: Mapping[str, Any], output_dir: str) -> str:
 def trainer_results(trainer, *, dataset: str, method: str = "ours", eval_dataset=None, **extra: Any) -> dict[str, Any]:
     """Results of a finished [`BalanceTrainer`] run: fusion accuracy from `trainer.evaluate`, per-modality
     accuracy, Shapley values and EDM scored now on the eval features, and the order history."""
-    metrics = trainer.evaluate(eval_dataset)
+    metrics = trainer.evaluate(eval_dataset, metric_key_prefix="test")  # not "eval": the log keeps validation
     scores = trainer.score_modalities(eval_dataset)
     modalities = trainer.modalities
     state = trainer.order_state
@@ -78,7 +78,7 @@ def trainer_results(trainer, *, dataset: str, method: str = "ours", eval_dataset
         dataset=dataset,
         method=method,
         modalities=modalities,
-        fusion_accuracy=metrics["eval_accuracy"],
+        fusion_accuracy=metrics["test_accuracy"],
         per_modality={m: scores["accuracy"][frozenset([m])] for m in modalities},
         shapley=scores["shapley"],
         edm=scores["edm"],
