@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -29,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from bench_core import timed  # noqa: E402
 from bench_extraction import bundled_backbone, raw_dataset  # noqa: E402
 from transformers import pipeline  # noqa: E402
 
@@ -49,15 +49,6 @@ def samples_of(dataset, modalities) -> list[dict]:
     return rows
 
 
-def best_of(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def measure(backbone, dataset, modalities, args) -> dict[str, float]:
     """Seconds for the pipeline over every sample without / with contributions, and for the head on one batch."""
     config = BalanceConfig(
@@ -70,15 +61,15 @@ def measure(backbone, dataset, modalities, args) -> dict[str, float]:
     pipe(inputs[: args.batch_size], batch_size=args.batch_size, return_contributions=True)  # warm-up
     plain, explained = float("inf"), float("inf")
     for _ in range(args.repeats):  # alternate, so that load changes hit both alike
-        plain = min(plain, best_of(lambda: pipe(inputs, batch_size=args.batch_size), 1))
+        plain = min(plain, timed(lambda: pipe(inputs, batch_size=args.batch_size), 1))
         explained = min(
-            explained, best_of(lambda: pipe(inputs, batch_size=args.batch_size, return_contributions=True), 1)
+            explained, timed(lambda: pipe(inputs, batch_size=args.batch_size, return_contributions=True), 1)
         )
     features = backbone.encode({m: [s[m] for s in inputs[: args.batch_size]] for m in modalities})
     with torch.inference_mode():
-        head = best_of(lambda: model(features), 20)
+        head = timed(lambda: model(features), 20)
         probs = model(features).logits.softmax(-1)
-        extra = best_of(lambda: modality_contributions(model, features, probs=probs), 20)
+        extra = timed(lambda: modality_contributions(model, features, probs=probs), 20)
     return {"plain": plain, "explained": explained, "head": head, "contributions": extra}
 
 

@@ -22,6 +22,25 @@ def feature_maker():
 
 
 @pytest.fixture
+def features_dir(tmp_path):
+    """A `save_to_disk` folder of feature splits (text 6-d, image 5-d; 64 / 32 / 32 samples), for recipe runs."""
+    from datasets import DatasetDict
+
+    from mllm_balance import build_feature_dataset
+
+    dims = (("text", 6), ("image", 5))
+    splits = DatasetDict(
+        {
+            split: build_feature_dataset(*make_features(n, seed=seed, dims=dims))
+            for split, n, seed in (("train", 64, 1), ("validation", 32, 2), ("test", 32, 3))
+        }
+    )
+    path = tmp_path / "features"
+    splits.save_to_disk(str(path))
+    return path
+
+
+@pytest.fixture
 def tiny_config():
     from mllm_balance import BalanceConfig
 

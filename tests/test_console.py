@@ -11,10 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from datasets import DatasetDict
-
-from mllm_balance import build_feature_dataset
 from mllm_balance._deferred_imports import DeferredImportFinder
 from mllm_balance.callbacks import format_epoch_line
 
@@ -31,19 +27,6 @@ def demo_command() -> list[str]:
     launch = re.search(r"^LAUNCH := (.+)$", text, re.M).group(1)
     recipe = re.search(r"^demo:.*\n\t\$\(LAUNCH\) (\S+)", text, re.M).group(1)
     return shlex.split(launch.replace("$(BIN)", str(Path(sys.executable).parent))) + [str(ROOT / recipe)]
-
-
-@pytest.fixture
-def features_dir(tmp_path, feature_maker):
-    dims = (("text", 6), ("image", 5))
-    splits = DatasetDict(
-        {
-            split: build_feature_dataset(*feature_maker(n, seed=seed, dims=dims))
-            for split, n, seed in (("train", 64, 1), ("validation", 32, 2), ("test", 32, 3))
-        }
-    )
-    splits.save_to_disk(str(tmp_path / "features"))
-    return tmp_path / "features"
 
 
 def console_segments(console: str) -> list[str]:

@@ -10,27 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from datasets import DatasetDict
-
-from mllm_balance import build_feature_dataset
 from mllm_balance.recipe import parse_recipe_args, run_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def features_dir(tmp_path, feature_maker):
-    dims = (("text", 6), ("image", 5))
-    splits = DatasetDict(
-        {
-            split: build_feature_dataset(*feature_maker(n, seed=seed, dims=dims))
-            for split, n, seed in (("train", 64, 1), ("validation", 32, 2), ("test", 32, 3))
-        }
-    )
-    path = tmp_path / "features"
-    splits.save_to_disk(str(path))
-    return path
 
 
 def recipe_args(features_dir, out):
