@@ -282,7 +282,7 @@ def balance_report(
     figures["label_prior"] = model.config.label_prior
     figures["empty_value"] = empty_value
     figures["contributions"] = contribution_summary(samples["contributions"], modalities)
-    figures["weak_modality"] = weak_summary(samples, weak, modalities, num_examples, _labels(model.config))
+    figures["weak_modality"] = weak_summary(samples, weak, modalities, num_examples, model.config.label_names)
     return BalanceReport(figures=figures, samples=samples)
 
 
@@ -386,12 +386,6 @@ def weak_summary(
             for i in rows
         ],
     }
-
-
-def _labels(config) -> list[str]:
-    from .hub import label_names
-
-    return label_names(config)
 
 
 # ------------------------------------------------------------------------------------------------------ output

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from .modeling import trainable_state_dict
 from .order_state import ORDER_STATE_NAME
 
 logger = logging.getLogger(__name__)
@@ -48,8 +49,6 @@ def checkpoint_problems(path: str | os.PathLike, model: torch.nn.Module) -> list
     the order state names the model's modalities, and that the saved weights are the model's trainable weights
     (same names, same shapes): a checkpoint of another model config is refused rather than half loaded.
     """
-    from .trainer import trainable_state_dict
-
     path = Path(path)
     if not path.is_dir():
         return ["the folder does not exist" if not path.exists() else "it is not a folder"]

@@ -142,6 +142,12 @@ class BalanceConfig(PreTrainedConfig):
         """Modality names in the declared order."""
         return list(self.modality_names)
 
+    @property
+    def label_names(self) -> list[str]:
+        """Label names in class-index order (`id2label`)."""
+        id2label = self.id2label or {}
+        return [str(id2label.get(i, id2label.get(str(i), i))) for i in range(self.num_labels)]
+
     def check_order(self, order) -> list[str]:
         """Return `order` as a list after checking that it names known modalities, each once."""
         order = list(order)

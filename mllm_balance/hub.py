@@ -23,9 +23,9 @@ from huggingface_hub import HfApi, ModelCard, ModelCardData
 
 from .atomic import staged_folder
 from .configuration import BalanceConfig
+from .modeling import trainable_state_dict
 from .results import RESULTS_NAME
-from .shapley import equilibrium_deviation
-from .trainer import trainable_state_dict
+from .shapley import normalised_contributions
 
 PIPELINE_TASK = "multimodal-balanced-classification"
 LIBRARY_NAME = "mllm-balance"
@@ -462,12 +462,6 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
 
 
-def label_names(config: BalanceConfig) -> list[str]:
-    """Label names in class-index order (`config.id2label`)."""
-    id2label = config.id2label or {}
-    return [str(id2label.get(i, id2label.get(str(i), i))) for i in range(config.num_labels)]
-
-
 def card_context(
     config: BalanceConfig,
     results: Mapping[str, Any] | None = None,
@@ -484,7 +478,7 @@ def card_context(
         "backbone_id": config.backbone_id,
         "backbone_revision": config.backbone_revision,
         "feature_sizes": dict(config.modality_dims),
-        "labels": label_names(config),
+        "labels": config.label_names,
         "hidden_size": config.hidden_size,
         "train_order": list(config.train_order or config.modalities),
         "inference_mode": config.inference_mode,
@@ -504,12 +498,7 @@ def card_context(
     accuracy = results.get("accuracy") or {}
     per_modality = accuracy.get("per_modality") or {}
     shapley = {m: float(v) for m, v in (results.get("shapley") or {}).items()}
-    terms: dict[str, float] = {}
-    if shapley:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            _, terms = equilibrium_deviation(shapley, return_terms=True)
-    total = sum(shapley.values())
+    normalised = normalised_contributions(shapley)
     context.update(
         dataset=results.get("dataset", "unknown"),
         method=results.get("method", "ours"),
@@ -519,8 +508,8 @@ def card_context(
             {
                 "modality": m,
                 "value": _fmt(shapley[m]),
-                "normalised": _fmt(100 * len(shapley) * shapley[m] / total) if total > 0 else "n/a",
-                "deviation": _fmt(terms.get(m)),
+                "normalised": _fmt(normalised[m]),
+                "deviation": _fmt(abs(100.0 - normalised[m])),
             }
             for m in modalities
             if m in shapley

@@ -511,6 +511,12 @@ class BalancedModel(PreTrainedModel):
         return subset_scores(present, subsets, order, batch, self.config.num_labels, score)
 
 
+def trainable_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The parameters that train plus the buffers (running statistics); frozen parameters are left out."""
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    return {k: v for k, v in model.state_dict().items() if k not in frozen}
+
+
 def subset_scores(
     present: Mask,
     subsets: Iterable[Iterable[str]],
@@ -555,4 +561,4 @@ def _put(dest: torch.Tensor, rows: torch.Tensor | None, src: torch.Tensor) -> to
     return src.to(dest.dtype) if rows is None else dest.index_copy(0, rows, src.to(dest.dtype))
 
 
-__all__ = ["BalancedModel", "BalancedModelOutput", "entropy_weights", "subset_scores"]
+__all__ = ["BalancedModel", "BalancedModelOutput", "entropy_weights", "subset_scores", "trainable_state_dict"]

@@ -229,7 +229,7 @@ class BalancedClassificationPipeline(Pipeline):
             raise ValueError(f"backbone must have an encode(batch) method, got {_type_name(backbone)}")
         hub.check_backbone_compatibility(config, backbone, allow_mismatch=allow_backbone_mismatch)
         self.backbone = backbone
-        self.labels = [str(label) for label in hub.label_names(config)]
+        self.labels = [str(label) for label in config.label_names]
 
     # ---------------------------------------------------------------------------------------------- parameters
     def _sanitize_parameters(

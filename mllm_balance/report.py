@@ -20,7 +20,7 @@ import torch
 from transformers import TrainerCallback
 
 from .collator import LABEL_COLUMN, BalanceDataCollator
-from .shapley import equilibrium_deviation
+from .shapley import edm_defined, normalised_contributions
 
 DISPLAY_NAMES = {
     "ours": "Ours",
@@ -72,21 +72,13 @@ def group_runs(results: Iterable[Mapping[str, Any]], key: str = "method") -> dic
     return dict(groups)
 
 
-# Shapley values are accuracy points: a sum below this is rounding noise of a model that ignores its inputs
-# (e.g. always the same class), whose EDM is undefined rather than a perfect 0.
-EDM_MIN_TOTAL = 1e-6
-
-
 def edm_terms(result: Mapping[str, Any]) -> dict[str, float]:
-    """Per-modality EDM terms `|100 - phi~_m|` of a run (NaN when the Shapley values do not sum to > 0)."""
-    phi = result["shapley"]
-    if sum(phi.values()) <= EDM_MIN_TOTAL:
-        return dict.fromkeys(phi, float("nan"))
-    return equilibrium_deviation(phi, return_terms=True)[1]
+    """Per-modality EDM terms `|100 - phi~_m|` of a run (NaN where EDM is undefined, [`edm_defined`])."""
+    return {m: abs(100.0 - v) for m, v in normalised_contributions(result["shapley"]).items()}
 
 
 def _edm(result: Mapping[str, Any]) -> float:
-    if result.get("edm") is None or sum(result["shapley"].values()) <= EDM_MIN_TOTAL:
+    if result.get("edm") is None or not edm_defined(result["shapley"]):
         return float("nan")
     return float(result["edm"])
 

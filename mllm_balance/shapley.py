@@ -124,6 +124,25 @@ def next_order(phi: Mapping[str, float], previous_order: Iterable[str]) -> list[
     return sorted(previous, key=lambda m: phi[m])  # sorted() is stable: ties keep `previous`'s order
 
 
+def edm_defined(phi: Mapping[str, float]) -> bool:
+    """Whether EDM is defined for `phi`: the Shapley values sum to more than `ZERO_TOLERANCE`.
+
+    Shapley values are accuracy differences in percent points: a sum within rounding of 0 (e.g. a model that
+    always predicts one class) is 0, not a tiny positive total that would blow the normalised contributions up.
+    Every table, card and report asks this one function.
+    """
+    return float(sum(phi.values())) > ZERO_TOLERANCE
+
+
+def normalised_contributions(phi: Mapping[str, float]) -> dict[str, float]:
+    """`phi~_m = 100 * n * phi_m / sum_j phi_j` (100 for every modality of a balanced model); NaN where EDM is
+    undefined ([`edm_defined`])."""
+    if not edm_defined(phi):
+        return dict.fromkeys(phi, float("nan"))
+    total = float(sum(phi.values()))
+    return {m: 100.0 * len(phi) * float(v) / total for m, v in phi.items()}
+
+
 def equilibrium_deviation(phi: Mapping[str, float], *, return_terms: bool = False):
     r"""Equilibrium deviation metric (EDM), in percent; lower is more balanced.
 
@@ -140,15 +159,10 @@ def equilibrium_deviation(phi: Mapping[str, float], *, return_terms: bool = Fals
     """
     if not phi:
         raise ValueError("equilibrium_deviation needs at least one modality")
-    total = float(sum(phi.values()))
-    n = len(phi)
-    # Shapley values are accuracy differences in percent points: a sum within rounding of 0 is 0, not a tiny
-    # positive total that would blow the normalised contributions up.
-    if not total > ZERO_TOLERANCE:
+    if not edm_defined(phi):
+        total = float(sum(phi.values()))
         warnings.warn(f"EDM is undefined when the Shapley values sum to {total:.4g} <= 0; returning NaN", stacklevel=2)
-        terms = dict.fromkeys(phi, float("nan"))
-    else:
-        terms = {m: abs(100.0 - 100.0 * n * float(v) / total) for m, v in phi.items()}
+    terms = {m: abs(100.0 - v) for m, v in normalised_contributions(phi).items()}
     edm = float(sum(terms.values()))
     return (edm, terms) if return_terms else edm
 
@@ -160,4 +174,6 @@ __all__ = [
     "sample_permutations",
     "next_order",
     "equilibrium_deviation",
+    "edm_defined",
+    "normalised_contributions",
 ]

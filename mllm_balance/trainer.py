@@ -15,6 +15,7 @@ from .atomic import staged_folder
 from .callbacks import ShapleyOrderCallback
 from .checkpoints import check_checkpoint, last_checkpoint, resolve_checkpoint
 from .collator import LABEL_COLUMN, BalanceDataCollator, validate_feature_dataset
+from .modeling import trainable_state_dict
 from .order_state import OrderState
 from .shapley import coalitions_needed, equilibrium_deviation, shapley_values
 from .training_args import BalanceTrainingArguments
@@ -343,12 +344,6 @@ class BalanceTrainer(Trainer):
         self.set_order(state.order)
 
 
-def trainable_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The parameters that train plus the buffers (running statistics); frozen parameters are left out."""
-    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
-    return {k: v for k, v in model.state_dict().items() if k not in frozen}
-
-
 def _numpy_view(dataset, config):
     """Serve the feature columns as numpy arrays (fast batching); other columns are left out."""
     if dataset is None or not hasattr(dataset, "with_format"):
@@ -357,4 +352,4 @@ def _numpy_view(dataset, config):
     return dataset.with_format("numpy", columns=[c for c in wanted if c in dataset.column_names])
 
 
-__all__ = ["BalanceTrainer", "NonFiniteTrainingError", "accuracy_metrics", "coalition_key", "trainable_state_dict"]
+__all__ = ["BalanceTrainer", "NonFiniteTrainingError", "accuracy_metrics", "coalition_key"]
