@@ -475,6 +475,10 @@ class BalancedModel(PreTrainedModel):
                 loss = logits.sum() * 0.0
         return BalancedModelOutput(loss=loss, logits=logits, fused=None)
 
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights a checkpoint or a Hub upload holds: see [`~mllm_balance.modeling.trainable_state_dict`]."""
+        return trainable_state_dict(self)
+
     def push_to_hub(self, repo_id: str, *, results=None, max_shard_size=None, **kwargs):
         """Push the trained weights, config, model card and contribution plot (never the backbone).
 

@@ -11,7 +11,7 @@ from torch import nn
 from transformers import PreTrainedModel, TrainerCallback
 from transformers.utils import ModelOutput
 
-from ..modeling import BalancedModel, subset_scores
+from ..modeling import BalancedModel, subset_scores, trainable_state_dict
 from ..modules import ModalityAdapter
 from .config import BaselineConfig
 
@@ -151,6 +151,10 @@ class BaselineModel(PreTrainedModel):
 
     # ---------------------------------------------------------------- subsets
     @torch.no_grad()
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights a checkpoint or a Hub upload holds: see [`~mllm_balance.modeling.trainable_state_dict`]."""
+        return trainable_state_dict(self)
+
     def subset_logits(
         self,
         features: Features,
