@@ -4,6 +4,7 @@ on the validation split; the console of a training run."""
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
@@ -213,9 +214,13 @@ class EpochSummaryCallback(TrainerCallback):
         if self._epoch is None or not state.is_world_process_zero:
             return
         line = format_epoch_line(self._epoch, state.num_train_epochs, self._values, order=self._order)
-        if self.training_bar is not None:
-            self.training_bar.write(line)
-        else:
+        if self.training_bar is None:
+            print(line, flush=True)
+            return
+        # the bar is cleared (and its stream flushed), the line printed and flushed, then the bar redrawn: with
+        # stdout and stderr piped to one file the line never lands inside a bar frame
+        with tqdm.external_write_mode(file=sys.stdout):
+            self.training_bar.fp.flush()
             print(line, flush=True)
 
 

@@ -39,6 +39,7 @@ def test_main_job_console_is_one_bar_and_one_line_per_epoch(tmp_path, features_d
     flags = ["--features_dir", str(features_dir), "--output_dir", str(out), "--num_train_epochs", str(EPOCHS),
              "--hidden_size", "8", "--learning_rate", "0.01"]  # fmt: skip
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1"}
+    env.pop("PYTHONUNBUFFERED", None)  # a piped stdout is block-buffered, as on a fresh machine
     proc = subprocess.run(
         demo_command() + flags, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
         timeout=300,
