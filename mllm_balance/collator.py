@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 import torch
-from datasets import Dataset, Features, List, Value
+from datasets import ClassLabel, Dataset, Features, List, Value
 
 LABEL_COLUMN = "labels"
 
@@ -199,9 +199,20 @@ class BalanceDataCollator:
         return batch
 
 
+def feature_id2label(splits: Mapping[str, Any]) -> dict[int, str]:
+    """The label map of feature splits: the names of a `ClassLabel` column, else `0 .. max label` over every split."""
+    first = splits["train"] if "train" in splits else next(iter(splits.values()))
+    labels = first.features.get(LABEL_COLUMN)
+    if isinstance(labels, ClassLabel):
+        return dict(enumerate(labels.names))
+    largest = max(int(np.max(np.asarray(s.with_format("numpy")[LABEL_COLUMN]))) for s in splits.values())
+    return {i: str(i) for i in range(largest + 1)}
+
+
 __all__ = [
     "BalanceDataCollator",
     "build_feature_dataset",
+    "feature_id2label",
     "validate_feature_dataset",
     "presence_column",
     "LABEL_COLUMN",

@@ -14,7 +14,7 @@ import yaml
 from transformers import HfArgumentParser, set_seed
 
 from .callbacks import EpochSummaryCallback
-from .collator import LABEL_COLUMN, feature_schema
+from .collator import feature_id2label, feature_schema
 from .configuration import BalanceConfig
 from .console import library_progress_bars_hidden
 from .hub import CARD_NAME, record_backbone
@@ -192,23 +192,17 @@ def benchmark_features(name: str, seed: int = 0, audio_encoder: str | None = Non
 
 def load_feature_splits(data_args: DataArguments):
     """Feature splits saved with `DatasetDict.save_to_disk`: modalities are the vector columns, in their order."""
-    from datasets import ClassLabel, DatasetDict
+    from datasets import DatasetDict
 
     splits = DatasetDict.load_from_disk(data_args.features_dir)
     missing = [s for s in ("train", "validation", "test") if s not in splits]
     if missing:
         raise ValueError(f"{data_args.features_dir} has no {missing} split(s); it has {list(splits)}")
-    train = splits["train"]
     try:
         modality_dims = feature_schema(splits)
     except ValueError as err:
         raise ValueError(f"{data_args.features_dir}: {err}") from err
-    labels = train.features.get(LABEL_COLUMN)
-    if isinstance(labels, ClassLabel):
-        id2label = dict(enumerate(labels.names))
-    else:
-        id2label = {i: str(i) for i in range(int(max(max(s[LABEL_COLUMN]) for s in splits.values())) + 1)}
-    return data_args.dataset, dict(splits), modality_dims, id2label
+    return data_args.dataset, dict(splits), modality_dims, feature_id2label(splits)
 
 
 def default_backbone(modalities: Sequence[str], audio_encoder: str | None = None) -> str:

@@ -36,7 +36,7 @@ from mllm_balance import BalanceConfig, BalancedModel, BalanceTrainer, BalanceTr
 from mllm_balance.atomic import atomic_open
 from mllm_balance.baselines import ABLATIONS, BASELINES, ablation_config, get_ablation, get_baseline
 from mllm_balance.callbacks import BestValidationCallback
-from mllm_balance.collator import LABEL_COLUMN, feature_schema
+from mllm_balance.collator import feature_id2label, feature_schema
 from mllm_balance.presets import PRESETS, get_preset
 from mllm_balance.report import FeatureSnapshotCallback, display_name, order_analysis, write_report
 from mllm_balance.results import save_results, trainer_results
@@ -138,22 +138,12 @@ def load_features(spec: str) -> tuple[DatasetDict, str]:
 
         data, name = DatasetDict(digit_views(0)), "sklearn-digits-two-views"
     else:
-        from tools.convert_whisper_ct2 import offline_whisper_dir
-
-        from mllm_balance.data import cache_root, get_spec
         from mllm_balance.recipe import benchmark_features
 
-        audio = str(offline_whisper_dir(cache_root())) if "audio" in get_spec(spec).modalities else None
-        data, name = benchmark_features(spec, audio_encoder=audio), spec
+        data, name = benchmark_features(spec), spec
     if not isinstance(data, DatasetDict) or not {"train", "validation"} <= set(data):
         raise ValueError(f"--dataset {spec!r} must provide 'train' and 'validation' splits (and optionally 'test')")
     return data, name
-
-
-def infer_schema(data: DatasetDict) -> tuple[dict[str, int], int]:
-    """Modality feature sizes (column order, [`feature_schema`]) and number of labels of a feature dataset."""
-    labels = np.concatenate([np.asarray(data[s].with_format("numpy")[LABEL_COLUMN]) for s in data])
-    return feature_schema(data), int(labels.max()) + 1
 
 
 # ---------------------------------------------------------------------------------------------- one run
@@ -379,7 +369,7 @@ def main(argv: list[str] | None = None) -> dict:
         get_ablation(a)
     torch.set_num_threads(cargs.torch_threads)
     data, dataset_name = load_features(cargs.dataset)
-    dims, num_labels = infer_schema(data)
+    dims, num_labels = feature_schema(data), len(feature_id2label(data))
     epochs = int(np.ceil(cargs.num_train_epochs))
     snapshot_epochs = cargs.snapshot_epochs or sorted({0, max(1, epochs // 2), epochs})
     grid = sorted(set(cargs.lr_grid))

