@@ -34,8 +34,8 @@ from transformers import pipeline  # noqa: E402
 
 from mllm_balance import BalanceConfig, BalancedModel  # noqa: E402
 from mllm_balance.contributions import modality_contributions  # noqa: E402
-from mllm_balance.hub import record_backbone  # noqa: E402
 from mllm_balance.pipeline import TASK  # noqa: E402
+from mllm_balance.reference import record_backbone  # noqa: E402
 
 MODALITY_SETS = (("text",), ("text", "image"), ("text", "image", "audio"))
 

@@ -1,11 +1,11 @@
 """`ShapleyOrderCallback`: score every modality at epoch end and set the next training order (Eq. 8); model selection
-on the validation split; the console of a training run."""
+on the validation split; the console of a training run; feature snapshots for Figure 4."""
 
 from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+from .analyses import feature_snapshot
 from .console import quiet_console
 from .shapley import next_order
 
@@ -248,4 +249,38 @@ def format_epoch_line(
     return "  ".join(parts)
 
 
-__all__ = ["ShapleyOrderCallback", "BestValidationCallback", "EpochSummaryCallback", "format_epoch_line"]
+class FeatureSnapshotCallback(TrainerCallback):
+    """Takes a [`~mllm_balance.analyses.feature_snapshot`] before training (epoch 0) and after each chosen epoch, for
+    Figure 4.
+
+    Args:
+        dataset (`datasets.Dataset`): features to project (the first `max_samples` rows).
+        epochs (`Iterable[int]`): epochs after which to take a snapshot (0 = before training, 1 = after the first).
+        max_samples (`int`, *optional*, defaults to 300): rows per snapshot.
+
+    The snapshots are in `self.snapshots` (`{epoch: snapshot}`).
+    """
+
+    def __init__(self, dataset, epochs: Iterable[int], max_samples: int = 300):
+        self.dataset = dataset
+        self.epochs = sorted({int(e) for e in epochs})
+        self.max_samples = max_samples
+        self.snapshots: dict[int, dict[str, Any]] = {}
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if 0 in self.epochs and model is not None:
+            self.snapshots[0] = feature_snapshot(model, self.dataset, self.max_samples)
+
+    def on_epoch_end(self, args, state, control, model=None, **kwargs):
+        epoch = int(round(state.epoch or 0))
+        if epoch in self.epochs and model is not None:
+            self.snapshots[epoch] = feature_snapshot(model, self.dataset, self.max_samples)
+
+
+__all__ = [
+    "ShapleyOrderCallback",
+    "BestValidationCallback",
+    "EpochSummaryCallback",
+    "FeatureSnapshotCallback",
+    "format_epoch_line",
+]

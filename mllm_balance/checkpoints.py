@@ -16,7 +16,6 @@ from pathlib import Path
 import torch
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from .modeling import trainable_state_dict
 from .order_state import ORDER_STATE_NAME
 
 logger = logging.getLogger(__name__)
@@ -54,7 +53,7 @@ def checkpoint_problems(path: str | os.PathLike, model: torch.nn.Module) -> list
         return ["the folder does not exist" if not path.exists() else "it is not a folder"]
     problems = [reason for reason in (incomplete_reason(path),) if reason]
     problems += _order_state_problems(path, list(model.config.modalities))
-    problems += _weight_problems(path, {k: tuple(v.shape) for k, v in trainable_state_dict(model).items()})
+    problems += _weight_problems(path, {k: tuple(v.shape) for k, v in model.trainable_state_dict().items()})
     return problems
 
 

@@ -13,10 +13,11 @@ HYBRID_STATES = ("final", "all")
 
 
 @strict(accept_kwargs=True)
-class BalanceConfig(PreTrainedConfig):
+class FeatureClassifierConfig(PreTrainedConfig):
     r"""
-    Configuration of a [`BalancedModel`]: per-modality adapters, cross-modal mapping, modality memory and a
-    shared classifier on top of frozen per-modality features.
+    What every classifier on frozen per-modality features is configured with: the modalities and their feature
+    sizes, the adapters' size, and what the trainer records. [`BalanceConfig`] and every baseline's config
+    (`mllm_balance.baselines`) extend it with their own fields.
 
     Args:
         modality_dims (`dict[str, int]`):
@@ -25,40 +26,9 @@ class BalanceConfig(PreTrainedConfig):
         modality_names (`list[str]`, *optional*):
             The declared order of the modalities; defaults to the key order of `modality_dims`.
         hidden_size (`int`, *optional*, defaults to 256):
-            Size `d` of every adapter's output, of the memory state and of the classifier input.
+            Size `d` of every adapter's output `a_m(x) = ReLU(W_m x + b_m)`.
         adapter_dropout (`float`, *optional*, defaults to 0.0):
             Dropout applied to every adapter's input during training.
-        mapping_threshold (`float`, *optional*, defaults to 0.2):
-            `tau` of Eq. 10: correlations at or below it are zeroed.
-        mapping_level (`str`, *optional*, defaults to `"sample"`):
-            `"sample"`: the correlation matrix is B x B over the samples of the batch (Eq. 1 notation);
-            `"feature"`: d x d over feature dimensions, with a running estimate used in eval mode.
-        mapping_at_eval (`str`, *optional*, defaults to `"identity"`):
-            Sample-level mapping in eval mode: `"identity"` (C = I, so a prediction never depends on the rest of
-            its batch) or `"batch"` (the paper's in-batch mapping).
-        mapping_normalize (`bool`, *optional*, defaults to `True`):
-            Normalise the columns of C to sum to 1, making the mapped feature a weighted mean instead of a sum.
-            Without it the training-time sum over correlated samples has a much larger scale than the identity
-            mapping used in eval mode: on kaomoji-sentiment at the paper's learning rate (1e-4, 20 epochs) the
-            un-normalised mapping reached 46.7 % test accuracy, the normalised one 79.2 %.
-        mapping_momentum (`float`, *optional*, defaults to 0.1):
-            Momentum of the running feature-level correlation.
-        use_mapping (`bool`, *optional*, defaults to `True`):
-            Ablation switch: `False` feeds the incoming adapter output to the memory unmapped.
-        use_memory (`bool`, *optional*, defaults to `True`):
-            Ablation switch: `False` replaces the memory unit by `h' = (h + x_hat) / 2`.
-        inference_mode (`str`, *optional*, defaults to `"hybrid"`):
-            Eval-mode fusion: `"hybrid"` (Algorithm 1), `"train_order"` or `"entropy"` (MLA-style weighting).
-        hybrid_weighting (`str`, *optional*, defaults to `"mean"`):
-            How hybrid-order fusion combines the orders: `"mean"` (Algorithm 1: the plain mean of the fused features)
-            or `"confidence"` (per sample, each order weighted by `softmax(-entropy)` of its prediction).
-        hybrid_states (`str`, *optional*, defaults to `"all"`):
-            Which states of each order hybrid-order fusion averages: `"final"` (Algorithm 1: the fused `h_k`) or
-            `"all"` (every prefix state `h_1 .. h_k`, so each modality's own state `a_m(x_m)` joins the mean).
-        max_orders (`int`, *optional*, defaults to 24):
-            Largest number of orders averaged by hybrid-order fusion; beyond it orders are sampled (seeded).
-        order_seed (`int`, *optional*, defaults to 0):
-            Seed of the order sampling of hybrid-order fusion.
         train_order (`list[str]`, *optional*):
             Last training order (weakest first), set by the trainer.
         shapley_history (`list[dict[str, float]]`, *optional*):
@@ -72,24 +42,10 @@ class BalanceConfig(PreTrainedConfig):
             Revision of that backbone.
     """
 
-    model_type = "mllm_balance"
-
     modality_dims: dict[str, int] | None = None
     modality_names: list[str] | None = None
     hidden_size: int = 256
     adapter_dropout: float | int = 0.0
-    mapping_threshold: float | int = 0.2
-    mapping_level: str = "sample"
-    mapping_at_eval: str = "identity"
-    mapping_normalize: bool = True
-    mapping_momentum: float | int = 0.1
-    use_mapping: bool = True
-    use_memory: bool = True
-    inference_mode: str = "hybrid"
-    hybrid_weighting: str = "mean"
-    hybrid_states: str = "all"
-    max_orders: int = 24
-    order_seed: int = 0
     train_order: list[str] | None = None
     shapley_history: list[dict[str, float]] | None = None
     label_prior: list[float] | None = None
@@ -114,18 +70,6 @@ class BalanceConfig(PreTrainedConfig):
         for m, dim in self.modality_dims.items():
             if dim <= 0:
                 raise ValueError(f"modality_dims[{m!r}] must be positive, got {dim}")
-        if self.mapping_level not in MAPPING_LEVELS:
-            raise ValueError(f"mapping_level must be one of {MAPPING_LEVELS}, got {self.mapping_level!r}")
-        if self.mapping_at_eval not in MAPPING_AT_EVAL:
-            raise ValueError(f"mapping_at_eval must be one of {MAPPING_AT_EVAL}, got {self.mapping_at_eval!r}")
-        if self.inference_mode not in INFERENCE_MODES:
-            raise ValueError(f"inference_mode must be one of {INFERENCE_MODES}, got {self.inference_mode!r}")
-        if self.hybrid_weighting not in HYBRID_WEIGHTINGS:
-            raise ValueError(f"hybrid_weighting must be one of {HYBRID_WEIGHTINGS}, got {self.hybrid_weighting!r}")
-        if self.hybrid_states not in HYBRID_STATES:
-            raise ValueError(f"hybrid_states must be one of {HYBRID_STATES}, got {self.hybrid_states!r}")
-        if self.max_orders < 1:
-            raise ValueError(f"max_orders must be >= 1, got {self.max_orders}")
         if self.train_order is not None:
             self.check_order(self.train_order)
         if self.label_prior is not None and (
@@ -159,4 +103,78 @@ class BalanceConfig(PreTrainedConfig):
         return order
 
 
-__all__ = ["BalanceConfig"]
+@strict(accept_kwargs=True)
+class BalanceConfig(FeatureClassifierConfig):
+    r"""
+    Configuration of a [`BalancedModel`]: per-modality adapters, cross-modal mapping, modality memory and a
+    shared classifier on top of frozen per-modality features. The modalities, `hidden_size` (also the size of the
+    memory state and of the classifier input) and the trainer's records are the fields of
+    [`FeatureClassifierConfig`].
+
+    Args:
+        mapping_threshold (`float`, *optional*, defaults to 0.2):
+            `tau` of Eq. 10: correlations at or below it are zeroed.
+        mapping_level (`str`, *optional*, defaults to `"sample"`):
+            `"sample"`: the correlation matrix is B x B over the samples of the batch (Eq. 1 notation);
+            `"feature"`: d x d over feature dimensions, with a running estimate used in eval mode.
+        mapping_at_eval (`str`, *optional*, defaults to `"identity"`):
+            Sample-level mapping in eval mode: `"identity"` (C = I, so a prediction never depends on the rest of
+            its batch) or `"batch"` (the paper's in-batch mapping).
+        mapping_normalize (`bool`, *optional*, defaults to `True`):
+            Normalise the columns of C to sum to 1, making the mapped feature a weighted mean instead of a sum.
+            Without it the training-time sum over correlated samples has a much larger scale than the identity
+            mapping used in eval mode: on kaomoji-sentiment at the paper's learning rate (1e-4, 20 epochs) the
+            un-normalised mapping reached 46.7 % test accuracy, the normalised one 79.2 %.
+        mapping_momentum (`float`, *optional*, defaults to 0.1):
+            Momentum of the running feature-level correlation.
+        use_mapping (`bool`, *optional*, defaults to `True`):
+            Ablation switch: `False` feeds the incoming adapter output to the memory unmapped.
+        use_memory (`bool`, *optional*, defaults to `True`):
+            Ablation switch: `False` replaces the memory unit by `h' = (h + x_hat) / 2`.
+        inference_mode (`str`, *optional*, defaults to `"hybrid"`):
+            Eval-mode fusion: `"hybrid"` (Algorithm 1), `"train_order"` or `"entropy"` (MLA-style weighting).
+        hybrid_weighting (`str`, *optional*, defaults to `"mean"`):
+            How hybrid-order fusion combines the orders: `"mean"` (Algorithm 1: the plain mean of the fused features)
+            or `"confidence"` (per sample, each order weighted by `softmax(-entropy)` of its prediction).
+        hybrid_states (`str`, *optional*, defaults to `"all"`):
+            Which states of each order hybrid-order fusion averages: `"final"` (Algorithm 1: the fused `h_k`) or
+            `"all"` (every prefix state `h_1 .. h_k`, so each modality's own state `a_m(x_m)` joins the mean).
+        max_orders (`int`, *optional*, defaults to 24):
+            Largest number of orders averaged by hybrid-order fusion; beyond it orders are sampled (seeded).
+        order_seed (`int`, *optional*, defaults to 0):
+            Seed of the order sampling of hybrid-order fusion.
+    """
+
+    model_type = "mllm_balance"
+
+    mapping_threshold: float | int = 0.2
+    mapping_level: str = "sample"
+    mapping_at_eval: str = "identity"
+    mapping_normalize: bool = True
+    mapping_momentum: float | int = 0.1
+    use_mapping: bool = True
+    use_memory: bool = True
+    inference_mode: str = "hybrid"
+    hybrid_weighting: str = "mean"
+    hybrid_states: str = "all"
+    max_orders: int = 24
+    order_seed: int = 0
+
+    def check_values(self):
+        """Raise a `ValueError` naming the first value the model cannot run with."""
+        super().check_values()
+        if self.mapping_level not in MAPPING_LEVELS:
+            raise ValueError(f"mapping_level must be one of {MAPPING_LEVELS}, got {self.mapping_level!r}")
+        if self.mapping_at_eval not in MAPPING_AT_EVAL:
+            raise ValueError(f"mapping_at_eval must be one of {MAPPING_AT_EVAL}, got {self.mapping_at_eval!r}")
+        if self.inference_mode not in INFERENCE_MODES:
+            raise ValueError(f"inference_mode must be one of {INFERENCE_MODES}, got {self.inference_mode!r}")
+        if self.hybrid_weighting not in HYBRID_WEIGHTINGS:
+            raise ValueError(f"hybrid_weighting must be one of {HYBRID_WEIGHTINGS}, got {self.hybrid_weighting!r}")
+        if self.hybrid_states not in HYBRID_STATES:
+            raise ValueError(f"hybrid_states must be one of {HYBRID_STATES}, got {self.hybrid_states!r}")
+        if self.max_orders < 1:
+            raise ValueError(f"max_orders must be >= 1, got {self.max_orders}")
+
+
+__all__ = ["BalanceConfig", "FeatureClassifierConfig"]

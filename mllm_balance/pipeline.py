@@ -21,11 +21,12 @@ import numpy as np
 import torch
 from transformers import Pipeline
 
-from . import hub
 from .configuration import INFERENCE_MODES
 from .contributions import modality_contributions
+from .model_card import PIPELINE_TASK
+from .reference import check_backbone_compatibility, load_backbone_for
 
-TASK = hub.PIPELINE_TASK
+TASK = PIPELINE_TASK
 
 #: Accepted audio sampling rates, in Hz (a bound keeps resampling filters finite).
 MAX_SAMPLING_RATE = 1_000_000
@@ -169,7 +170,7 @@ class BalancedClassificationPipeline(Pipeline):
         model ([`BalancedModel`]): the adapters (loaded by `pipeline(...)` from a folder or Hub id).
         backbone (`Backbone`, `str` or `dict`, *optional*): the frozen backbone, or a spec for the backbone registry
             (e.g. `"qwen2.5-omni:Qwen/Qwen2.5-Omni-7B"`). Defaults to the backbone recorded in `model.config`
-            (see `mllm_balance.hub.backbone_spec`).
+            (see `mllm_balance.reference.backbone_spec`).
         backbone_kwargs (`dict`, *optional*): loading options for the registry (`dtype`, `quantization`, ...).
         allow_backbone_mismatch (`bool`, *optional*, defaults to `False`): use a backbone whose id, revision or
             feature sizes differ from the recorded ones (with a warning) instead of refusing it.
@@ -224,10 +225,10 @@ class BalancedClassificationPipeline(Pipeline):
         config = self.model.config
         if backbone is None or isinstance(backbone, (str, os.PathLike, Mapping)):
             spec = os.fspath(backbone) if isinstance(backbone, os.PathLike) else backbone
-            backbone = hub.load_backbone_for(config, name_or_path=spec, **dict(backbone_kwargs or {}))
+            backbone = load_backbone_for(config, name_or_path=spec, **dict(backbone_kwargs or {}))
         if not callable(getattr(backbone, "encode", None)):
             raise ValueError(f"backbone must have an encode(batch) method, got {_type_name(backbone)}")
-        hub.check_backbone_compatibility(config, backbone, allow_mismatch=allow_backbone_mismatch)
+        check_backbone_compatibility(config, backbone, allow_mismatch=allow_backbone_mismatch)
         self.backbone = backbone
         self.labels = [str(label) for label in config.label_names]
 

@@ -7,20 +7,26 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import yaml
+from datasets import DatasetDict
 from transformers import HfArgumentParser, set_seed
 
+from .backbones import load_backbone
 from .callbacks import EpochSummaryCallback
 from .collator import feature_id2label, feature_schema
 from .configuration import BalanceConfig
 from .console import library_progress_bars_hidden
-from .hub import CARD_NAME, record_backbone
+from .data import BENCHMARKS, get_id2label, get_modalities, load_benchmark, load_dataset_from_dir
+from .features import extract_features
+from .model_card import CARD_NAME
 from .modeling import BalancedModel
 from .presets import get_preset
+from .reference import record_backbone
 from .results import format_summary, save_results, trainer_results
+from .robustness import missing_modality_accuracy
 from .trainer import BalanceTrainer
 from .training_args import BalanceTrainingArguments
 
@@ -134,10 +140,22 @@ def preset_flags(argv: Sequence[str], fallback: str = "default") -> list[str]:
     return as_flags({**chosen.config, **chosen.training})
 
 
+def argument_values(args: Any, names: Sequence[str] | None = None, *, exclude: Sequence[str] = ()) -> dict[str, Any]:
+    """The fields of the arguments dataclass `args` (those in `names`, else all but `exclude`) as keyword arguments.
+
+    Example: `argument_values(model_args, exclude=("preset",))` -> `{"hidden_size": 256, "adapter_dropout": 0.0, ...}`.
+    """
+    names = [f.name for f in fields(args)] if names is None else list(names)
+    return {name: getattr(args, name) for name in names if name not in exclude}
+
+
+def parse_floats(text: str) -> list[float]:
+    """A comma-separated list of numbers: `"0,0.1, 0.5"` -> `[0.0, 0.1, 0.5]` (empty items skipped)."""
+    return [float(item) for item in text.split(",") if item.strip()]
+
+
 def load_raw(data_args: DataArguments):
     """Raw samples: the dataset from `data_dir`, or the bundled benchmark that stands in for it."""
-    from .data import BENCHMARKS, load_benchmark, load_dataset_from_dir
-
     if data_args.data_dir:
         name = data_args.dataset
         raw = load_dataset_from_dir(name, data_args.data_dir, on_error=data_args.on_error)
@@ -157,10 +175,6 @@ def load_raw(data_args: DataArguments):
 
 def extract_splits(data_args: DataArguments):
     """Load the raw splits and extract (or reuse the cached) features of every split with the frozen backbone."""
-    from .backbones import load_backbone
-    from .data import get_id2label, get_modalities
-    from .features import extract_features
-
     name, raw = load_raw(data_args)
     modalities = list(get_modalities(raw))
     spec = data_args.backbone or default_backbone(modalities, data_args.audio_encoder)
@@ -183,8 +197,6 @@ def extract_splits(data_args: DataArguments):
 
 def benchmark_features(name: str, seed: int = 0, audio_encoder: str | None = None, **data_kwargs: Any):
     """Feature splits (`DatasetDict`) of a bundled benchmark with the default offline backbone, cached."""
-    from datasets import DatasetDict
-
     data_args = DataArguments(benchmark=name, benchmark_seed=seed, audio_encoder=audio_encoder, **data_kwargs)
     features = extract_splits(data_args)[1]
     return DatasetDict(features)
@@ -192,8 +204,6 @@ def benchmark_features(name: str, seed: int = 0, audio_encoder: str | None = Non
 
 def load_feature_splits(data_args: DataArguments):
     """Feature splits saved with `DatasetDict.save_to_disk`: modalities are the vector columns, in their order."""
-    from datasets import DatasetDict
-
     splits = DatasetDict.load_from_disk(data_args.features_dir)
     missing = [s for s in ("train", "validation", "test") if s not in splits]
     if missing:
@@ -225,16 +235,7 @@ def run_recipe(data_args: DataArguments, model_args: ModelArguments, training_ar
         modality_dims=modality_dims,
         num_labels=len(id2label),
         id2label=id2label,
-        hidden_size=model_args.hidden_size,
-        adapter_dropout=model_args.adapter_dropout,
-        mapping_threshold=model_args.mapping_threshold,
-        mapping_level=model_args.mapping_level,
-        mapping_normalize=model_args.mapping_normalize,
-        use_mapping=model_args.use_mapping,
-        use_memory=model_args.use_memory,
-        inference_mode=model_args.inference_mode,
-        hybrid_weighting=model_args.hybrid_weighting,
-        hybrid_states=model_args.hybrid_states,
+        **argument_values(model_args, exclude=("preset",)),  # every other model argument is a config option
     )
     if backbone is not None:
         record_backbone(config, backbone, spec)
@@ -249,9 +250,7 @@ def run_recipe(data_args: DataArguments, model_args: ModelArguments, training_ar
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)  # "last": the newest checkpoint
     extra: dict[str, Any] = {"seed": training_args.seed, "backbone": spec}
     if data_args.missing_modality_eval:
-        from .robustness import missing_modality_accuracy
-
-        rates = [float(r) for r in data_args.drop_rates.split(",") if r.strip()]
+        rates = parse_floats(data_args.drop_rates)
         extra["missing_modality"] = missing_modality_accuracy(trainer, features["test"], rates, seed=training_args.seed)
     missing = extra.pop("missing_modality", None)
     results = trainer_results(trainer, dataset=name, eval_dataset=features["test"], missing_modality=missing, **extra)
@@ -280,5 +279,7 @@ __all__ = [
     "extract_splits",
     "benchmark_features",
     "preset_flags",
+    "argument_values",
+    "parse_floats",
     "DEFAULT_ENCODERS",
 ]

@@ -1,4 +1,4 @@
-"""The results format every recipe writes (`<output_dir>/results.json`)."""
+"""The results format every recipe writes and reads back (`<output_dir>/results.json`)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import math
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_open
@@ -67,6 +68,20 @@ def save_results(results: Mapping[str, Any], output_dir: str) -> str:
     return path
 
 
+def load_results(path: str | os.PathLike) -> dict[str, Any] | None:
+    """Read `results.json` (a file, or a folder holding one); `None` when there is none."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS_NAME
+    if not path.is_file():
+        return None
+    with open(path, encoding="utf-8") as f:
+        results = json.load(f)
+    if not isinstance(results, dict):
+        raise ValueError(f"{path} does not hold a results dict")
+    return results
+
+
 def trainer_results(trainer, *, dataset: str, method: str = "ours", eval_dataset=None, **extra: Any) -> dict[str, Any]:
     """Results of a finished [`BalanceTrainer`] run: fusion accuracy from `trainer.evaluate`, per-modality
     accuracy, Shapley values and EDM scored now on the eval features, and the order history."""
@@ -89,7 +104,7 @@ def trainer_results(trainer, *, dataset: str, method: str = "ours", eval_dataset
     )
 
 
-__all__ = ["build_results", "save_results", "trainer_results", "format_summary", "RESULTS_NAME"]
+__all__ = ["build_results", "save_results", "load_results", "trainer_results", "format_summary", "RESULTS_NAME"]
 
 
 def format_summary(results: Mapping[str, Any], order_state=None, log_history: Sequence[Mapping] = ()) -> str:

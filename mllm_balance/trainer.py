@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Iterable, Sequence
 
@@ -14,8 +13,9 @@ from transformers.trainer_utils import EvalPrediction
 from .atomic import staged_folder
 from .callbacks import ShapleyOrderCallback
 from .checkpoints import check_checkpoint, last_checkpoint, resolve_checkpoint
+from .classifier import FeatureClassifier
 from .collator import LABEL_COLUMN, BalanceDataCollator, validate_feature_dataset
-from .modeling import trainable_state_dict
+from .hub import create_trainer_model_card
 from .order_state import OrderState
 from .shapley import coalitions_needed, equilibrium_deviation, shapley_values
 from .training_args import BalanceTrainingArguments
@@ -98,20 +98,21 @@ class BalanceTrainer(Trainer):
             callbacks=callbacks,
             **kwargs,
         )
-        # Validated datasets need no per-batch NaN scan (the model still checks shapes and modalities).
-        forward = self.accelerator.unwrap_model(self.model).forward
-        parameters = inspect.signature(forward).parameters
-        self._skip_value_checks = check_values and "check_values" in parameters
-        # Alternating-step options reach the models that take them; a model without a chain of orders (e.g. MLA)
-        # has no `step_orders` to honour, but a unimodal loss it cannot add is an error, not a silent no-op.
+        # Validated datasets need no per-batch NaN scan (the model still checks shapes and modalities); every
+        # `FeatureClassifier` takes `check_values`.
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        self._skip_value_checks = check_values and isinstance(unwrapped, FeatureClassifier)
+        # Alternating-step options reach the models that name them in `step_options`; a model without a chain of
+        # orders (e.g. MLA) has no `step_orders` to honour, but a unimodal loss it cannot add is an error, not a
+        # silent no-op.
+        supported = getattr(unwrapped, "step_options", ())
         self._step_options = {}
-        if "step_orders" in parameters:
+        if "step_orders" in supported:
             self._step_options["step_orders"] = args.step_orders
         if args.unimodal_loss_weight:
-            if "unimodal_loss_weight" not in parameters and args.alternation != "joint":
+            if "unimodal_loss_weight" not in supported and args.alternation != "joint":
                 raise ValueError(
-                    f"{type(self.accelerator.unwrap_model(self.model)).__name__} does not support "
-                    "unimodal_loss_weight: leave it at 0 for this model"
+                    f"{type(unwrapped).__name__} does not support unimodal_loss_weight: leave it at 0 for this model"
                 )
             self._step_options["unimodal_loss_weight"] = args.unimodal_loss_weight
         self.majority_label = None
@@ -250,6 +251,8 @@ class BalanceTrainer(Trainer):
         return inputs
 
     def training_step(self, model, inputs, num_items_in_batch=None):
+        """One batch: a joint step, or the alternating steps of every modality in the current order with an
+        optimizer step between them ([`mllm_balance.alternating`] describes the step)."""
         alternation = self.args.alternation
         if alternation == "joint":
             return self._checked_loss(super().training_step(model, inputs, num_items_in_batch))
@@ -310,9 +313,7 @@ class BalanceTrainer(Trainer):
 
     # -------------------------------------------------------- checkpointing
     def create_model_card(self, **kwargs):
-        """The `mllm_balance.hub` model card (results.json, Shapley values, EDM, contribution plot)."""
-        from .hub import create_trainer_model_card
-
+        """The model card of [`~mllm_balance.model_card`] (results.json, Shapley values, EDM, contribution plot)."""
         create_trainer_model_card(self, **kwargs)
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
@@ -321,7 +322,7 @@ class BalanceTrainer(Trainer):
         model.config.train_order = list(self.order_state.order)
         model.config.shapley_history = [dict(p) for p in self.order_state.shapley_history]
         if state_dict is None:
-            state_dict = trainable_state_dict(model)
+            state_dict = model.trainable_state_dict()
         if not self.args.should_save:
             super()._save(output_dir, state_dict=state_dict)  # a non-writing process joins any collective only
             return

@@ -33,14 +33,16 @@ from transformers import HfArgumentParser, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
 from mllm_balance import BalanceConfig, BalancedModel, BalanceTrainer, BalanceTrainingArguments, build_feature_dataset
+from mllm_balance.analyses import order_analysis
 from mllm_balance.atomic import atomic_open
 from mllm_balance.baselines import ABLATIONS, BASELINES, ablation_config, get_ablation, get_baseline
-from mllm_balance.callbacks import BestValidationCallback
+from mllm_balance.callbacks import BestValidationCallback, FeatureSnapshotCallback
 from mllm_balance.collator import feature_id2label, feature_schema
 from mllm_balance.presets import PRESETS, get_preset
-from mllm_balance.report import FeatureSnapshotCallback, display_name, order_analysis, write_report
+from mllm_balance.report import write_report
 from mllm_balance.results import save_results, trainer_results
 from mllm_balance.robustness import DEFAULT_DROP_RATES, missing_modality_accuracy
+from mllm_balance.runs import display_name
 
 ALL_METHODS = ["ours", "paper", *BASELINES]
 ALL_ABLATIONS = [name for name in ABLATIONS if name != "full"]

@@ -13,10 +13,13 @@ from datasets import Dataset, DatasetDict
 from feature_helpers import make_args
 
 from mllm_balance import BalanceConfig, BalancedModel, BalanceTrainer, build_feature_dataset
-from mllm_balance.balance_report import FIGURES_NAME, REPORT_NAME, balance_report, load_model, main, render_markdown
+from mllm_balance.balance_analysis import balance_report
+from mllm_balance.balance_report import load_model, main
+from mllm_balance.balance_report_render import FIGURES_NAME, REPORT_NAME, render_markdown
 from mllm_balance.baselines import LateFusionModel, get_baseline
-from mllm_balance.hub import record_backbone, save_adapters
+from mllm_balance.hub import save_adapters
 from mllm_balance.recipe import parse_recipe_args, run_recipe
+from mllm_balance.reference import record_backbone
 from mllm_balance.results import save_results, trainer_results
 from mllm_balance.robustness import missing_modality_accuracy
 

@@ -13,10 +13,10 @@ from transformers import pipeline
 
 from mllm_balance import BalanceConfig, BalancedModel, BalanceTrainer, build_feature_dataset
 from mllm_balance import contributions as contributions_module
-from mllm_balance.baselines import BaselineConfig, SumModel
+from mllm_balance.baselines import SumConfig, SumModel
 from mllm_balance.contributions import label_prior, modality_contributions
-from mllm_balance.hub import record_backbone
 from mllm_balance.pipeline import TASK
+from mllm_balance.reference import record_backbone
 
 PRIOR = [0.5, 0.3, 0.2]
 X_A = [2.0, 0.0, 0.0]
@@ -32,9 +32,7 @@ def softmax(logits):
 def sum_head():
     """Sum fusion with identity adapters and classifier: the logits of a coalition are the sum of its inputs."""
     backbone = NumberBackbone({"a": 3, "b": 3})
-    config = BaselineConfig(
-        method="sum", modality_dims={"a": 3, "b": 3}, num_labels=3, hidden_size=3, label_prior=list(PRIOR)
-    )
+    config = SumConfig(modality_dims={"a": 3, "b": 3}, num_labels=3, hidden_size=3, label_prior=list(PRIOR))
     record_backbone(config, backbone)
     model = SumModel(config).eval()
     with torch.no_grad():

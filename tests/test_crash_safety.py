@@ -28,8 +28,8 @@ from mllm_balance.atomic import atomic_open
 from mllm_balance.backbones.registry import register_backbone
 from mllm_balance.checkpoints import checkpoint_folders, incomplete_reason, last_checkpoint
 from mllm_balance.features import load_feature_cache
-from mllm_balance.hub import load_results
 from mllm_balance.recipe import parse_recipe_args, run_recipe
+from mllm_balance.results import load_results
 from mllm_balance.trainer import NonFiniteTrainingError
 
 ROOT = Path(__file__).resolve().parents[1]

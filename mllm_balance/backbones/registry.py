@@ -6,6 +6,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .base import Backbone
+from .composite import CompositeBackbone
+from .omni import OlaBackbone, QwenOmniBackbone
 
 BackboneFactory = Callable[..., Backbone]
 _BACKBONES: dict[str, BackboneFactory] = {}
@@ -88,20 +90,14 @@ def parse_composite_target(target: str | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _qwen_omni(target: str, **options: Any) -> Backbone:
-    from .omni import QwenOmniBackbone
-
     return QwenOmniBackbone.from_pretrained(target, **options)
 
 
 def _ola(target: str, **options: Any) -> Backbone:
-    from .omni import OlaBackbone
-
     return OlaBackbone.from_pretrained(target, **options)
 
 
 def _composite(target: str | Mapping[str, Any], **options: Any) -> Backbone:
-    from .composite import CompositeBackbone
-
     return CompositeBackbone.from_config(parse_composite_target(target), **options)
 
 

@@ -1,22 +1,18 @@
-"""`BaselineModel`: what every feature-level baseline shares (adapters, input checks, subset scoring)."""
+"""`BaselineModel`: what every feature-level baseline shares on top of [`FeatureClassifier`]: one fusion rule,
+a training objective, and coalition scoring through that fusion."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-from transformers import PreTrainedModel, TrainerCallback
+from transformers import TrainerCallback
 from transformers.utils import ModelOutput
 
-from ..modeling import BalancedModel, subset_scores, trainable_state_dict
-from ..modules import ModalityAdapter
+from ..classifier import FeatureClassifier, Features, Mask
 from .config import BaselineConfig
-
-Features = Mapping[str, torch.Tensor]
-Mask = Mapping[str, torch.Tensor]
 
 
 @dataclass
@@ -36,7 +32,7 @@ class BaselineOutput(ModelOutput):
     fused: torch.Tensor | None = None
 
 
-class BaselineModel(PreTrainedModel):
+class BaselineModel(FeatureClassifier):
     """Base of the feature-level baselines: per-modality adapters on cached features and a method-specific fusion.
 
     Inputs are the ones of [`BalancedModel`]: `features: {m: (B, D_m)}`, `labels`, `modality_mask: {m: (B,)}`. A
@@ -49,35 +45,6 @@ class BaselineModel(PreTrainedModel):
 
     config_class = BaselineConfig
     base_model_prefix = "baseline"
-    main_input_name = "features"
-    accepts_loss_kwargs = False
-    _no_split_modules: list[str] = []
-
-    # The core's input validation (shapes, NaN/inf, batch sizes, labels, samples with no modality) applies as is.
-    check_inputs = BalancedModel.check_inputs
-
-    def __init__(self, config: BaselineConfig, build_adapters: bool = True):
-        super().__init__(config)
-        if build_adapters:
-            self.adapters = nn.ModuleDict(
-                {
-                    m: ModalityAdapter(dim, config.hidden_size, config.adapter_dropout)
-                    for m, dim in config.modality_dims.items()
-                }
-            )
-
-    def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
-            module.reset_parameters()
-
-    @property
-    def modalities(self) -> list[str]:
-        return self.config.modalities
-
-    @property
-    def train_order(self) -> list[str]:
-        """The trainer's current order (baselines other than MLA do not depend on it)."""
-        return list(self.config.train_order or self.config.modalities)
 
     # ------------------------------------------------------------------ parts
     def adapt(self, features: Features, present: Mask) -> dict[str, torch.Tensor]:
@@ -113,6 +80,7 @@ class BaselineModel(PreTrainedModel):
         order: Sequence[str] | None = None,
         active_modality: str | None = None,
         inference_mode: str | None = None,
+        check_values: bool = True,
         return_dict: bool = True,
     ) -> BaselineOutput:
         r"""
@@ -124,11 +92,13 @@ class BaselineModel(PreTrainedModel):
                 alternating baselines read it.
             active_modality (`str`, *optional*): training only, for alternating baselines (MLA): the unimodal step.
             inference_mode (`str`, *optional*): ignored (each baseline has one inference rule).
+            check_values (`bool`, *optional*, defaults to `True`): scan present features for NaN/inf and labels
+                for values outside the label set (a trainer that validated its datasets turns it off).
 
         Returns:
             [`BaselineOutput`]
         """
-        present, _ = self.check_inputs(features, modality_mask, labels)
+        present, _ = self.check_inputs(features, modality_mask, labels if check_values else None, check_values)
         if order is not None:
             self.config.check_order(order)
         if labels is not None:
@@ -150,35 +120,9 @@ class BaselineModel(PreTrainedModel):
         return BaselineOutput(loss=loss, logits=logits, fused=fused)
 
     # ---------------------------------------------------------------- subsets
-    @torch.no_grad()
-    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """The weights a checkpoint or a Hub upload holds: see [`~mllm_balance.modeling.trainable_state_dict`]."""
-        return trainable_state_dict(self)
-
-    def subset_logits(
-        self,
-        features: Features,
-        subsets: Iterable[Iterable[str]],
-        modality_mask: Mask | None = None,
-        order: Sequence[str] | None = None,
-    ) -> dict[frozenset[str], torch.Tensor]:
-        """Logits of the fused prediction using only the modalities of each subset; adapters run once.
-
-        Rows with no modality of the subset present are NaN (the caller decides, e.g. the prior prediction).
-
-        Returns:
-            `dict[frozenset[str], torch.Tensor]`: `{subset: (B, num_labels)}`.
-        """
-        present, batch = self.check_inputs(features, modality_mask)
-        if order is not None:
-            self.config.check_order(order)
-        adapted = self.adapt(features, present)
-
-        def score(rows: torch.Tensor, part: dict[str, torch.Tensor]) -> torch.Tensor:
-            part_adapted = {m: adapted[m][rows] * part[m].unsqueeze(-1) for m in part}
-            return self.fuse(part_adapted, part)[0]
-
-        return subset_scores(present, subsets, self.modalities, batch, self.config.num_labels, score)
+    def score_subset(self, adapted: Features, present: Mask, order: Sequence[str]) -> torch.Tensor:
+        """The method's fusion of the coalition's modalities (the rows of an absent one zeroed)."""
+        return self.fuse({m: adapted[m] * present[m].unsqueeze(-1) for m in present}, present)[0]
 
 
 class TrainingProgressCallback(TrainerCallback):

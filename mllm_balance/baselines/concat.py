@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from .base import BaselineModel, Features, Mask
-from .config import BaselineConfig
+from .config import ConcatConfig
 
 
 class ConcatHead(nn.Module):
@@ -50,7 +50,9 @@ class ConcatModel(BaselineModel):
     A missing modality's block is zero, so coalition scores (Shapley values) use the same head.
     """
 
-    def __init__(self, config: BaselineConfig):
+    config_class = ConcatConfig
+
+    def __init__(self, config: ConcatConfig):
         super().__init__(config)
         self.head = ConcatHead(config.modalities, config.hidden_size, config.num_labels)
         self.post_init()

@@ -11,7 +11,7 @@ from torch import nn
 from transformers import TrainerCallback
 
 from .base import BaselineModel, Features, Mask
-from .config import BaselineConfig
+from .config import CRMTConfig
 
 
 class OrthonormalLinear(nn.Module):
@@ -47,7 +47,7 @@ class CRMTModel(BaselineModel):
 
     Yang, Wei, Liang & Hu, "Quantifying and Enhancing Multi-modal Robustness with Modality Preference", ICLR 2024.
     Stage 1 (most epochs) minimises `CE + rho * log sum_m sum_{k != y} exp(u_k^(m) - u_y^(m))`, `u^(m) = W~^(m) h_m`,
-    which enlarges every unimodal margin. Stage 2 (the last `crmt_stage2_fraction` of the epochs; [`CRMTCallback`]
+    which enlarges every unimodal margin. Stage 2 (the last `stage2_fraction` of the epochs; [`CRMTCallback`]
     switches) freezes everything but `a` and maximises the certified lower bound
     `r(x) = (sum_m [a_y u_y - a_j u_j]^(m) + b_y - b_j) / sqrt(sum_m (a_y L_y + a_j L_j)^(m)2)`, `j` the runner-up
     class and `L_k^(m)` the Lipschitz constant of `u_k^(m)` in the modality's input, estimated as the largest
@@ -61,7 +61,9 @@ class CRMTModel(BaselineModel):
     separate SGD with a smaller learning rate for `a`); the adversarial-training and mix-up variants are left out.
     """
 
-    def __init__(self, config: BaselineConfig):
+    config_class = CRMTConfig
+
+    def __init__(self, config: CRMTConfig):
         super().__init__(config)
         if config.num_labels > config.hidden_size:
             raise ValueError(
@@ -71,7 +73,7 @@ class CRMTModel(BaselineModel):
         self.classifiers = nn.ModuleDict(
             {m: OrthonormalLinear(config.hidden_size, config.num_labels) for m in config.modalities}
         )
-        init = float(config.crmt_init_weight)
+        init = float(config.init_weight)
         self.integration = nn.ParameterDict(
             {m: nn.Parameter(torch.full((config.num_labels,), init)) for m in config.modalities}
         )
@@ -106,7 +108,7 @@ class CRMTModel(BaselineModel):
             others = diff.exp().masked_fill(F.one_hot(labels, u.shape[-1]).bool(), 0.0).sum(-1)  # (B,)
             margin = margin + others * present[m]
         regulariser = torch.log(margin + 1e-5).mean()
-        return F.cross_entropy(logits, labels) + self.config.crmt_rho * regulariser
+        return F.cross_entropy(logits, labels) + self.config.rho * regulariser
 
     def _certified_bound_loss(self, adapted, present, labels, logits):
         rows = torch.arange(labels.shape[0], device=labels.device)
@@ -126,7 +128,7 @@ class CRMTModel(BaselineModel):
 
     def stage1_epochs(self, num_train_epochs: float) -> int:
         """Epochs of the first stage out of `num_train_epochs`."""
-        return math.ceil(num_train_epochs * (1.0 - self.config.crmt_stage2_fraction))
+        return math.ceil(num_train_epochs * (1.0 - self.config.stage2_fraction))
 
     @torch.enable_grad()
     def estimate_lipschitz(self, dataloader) -> torch.Tensor:
@@ -165,7 +167,7 @@ class CRMTCallback(TrainerCallback):
     """Switches a [`CRMTModel`] to its second stage at the start of the first stage-2 epoch."""
 
     def on_epoch_begin(self, args, state, control, model=None, train_dataloader=None, **kwargs):
-        if not isinstance(model, CRMTModel) or model.crmt_stage == 2 or model.config.crmt_stage2_fraction == 0:
+        if not isinstance(model, CRMTModel) or model.crmt_stage == 2 or model.config.stage2_fraction == 0:
             return
         epoch = int(round(state.epoch or 0.0))
         if epoch >= model.stage1_epochs(args.num_train_epochs):

@@ -11,7 +11,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel
 
 from .base import BaselineModel, Features, Mask
-from .config import BaselineConfig
+from .config import JointConfig
 
 TINY_BACKBONE = {
     "model_type": "bert",
@@ -30,7 +30,7 @@ def build_backbone(backbone_config: dict[str, Any] | None = None) -> nn.Module:
     kwargs = dict(backbone_config or TINY_BACKBONE)
     model_type = kwargs.pop("model_type", None)
     if model_type is None:
-        raise ValueError("joint_backbone_config needs a 'model_type' (e.g. 'bert')")
+        raise ValueError("transformer_config needs a 'model_type' (e.g. 'bert')")
     return AutoModel.from_config(AutoConfig.for_model(model_type, **kwargs))
 
 
@@ -52,10 +52,10 @@ class JointModel(BaselineModel):
     classifies them. Only the LoRA matrices and the head train.
 
     Args:
-        config ([`BaselineConfig`]): `joint_*` fields set LoRA and, without `backbone`, the backbone's config.
+        config ([`JointConfig`]): its fields set LoRA and, without `backbone`, the backbone's config.
         backbone (`nn.Module`, *optional*): a transformers model that accepts `inputs_embeds` and `attention_mask`
             and returns `last_hidden_state` (e.g. a pretrained `BertModel` or an MLLM's language model). Its weights
-            are kept (frozen); without it a backbone is built from `config.joint_backbone_config` (random weights,
+            are kept (frozen); without it a backbone is built from `config.transformer_config` (random weights,
             for tests).
 
     On cached features the backbone sees one pooled vector per modality instead of the raw token sequence; to
@@ -63,11 +63,13 @@ class JointModel(BaselineModel):
     are then that backbone's input embeddings).
     """
 
-    def __init__(self, config: BaselineConfig, backbone: nn.Module | None = None):
+    config_class = JointConfig
+
+    def __init__(self, config: JointConfig, backbone: nn.Module | None = None):
         super().__init__(config, build_adapters=False)
-        backbone = backbone if backbone is not None else build_backbone(config.joint_backbone_config)
+        backbone = backbone if backbone is not None else build_backbone(config.transformer_config)
         hidden = backbone.config.hidden_size
-        generator = torch.Generator().manual_seed(config.joint_connector_seed)
+        generator = torch.Generator().manual_seed(config.connector_seed)
         connectors = nn.ModuleDict()
         for m, dim in config.modality_dims.items():
             if dim == hidden:
@@ -79,11 +81,11 @@ class JointModel(BaselineModel):
                 connectors[m] = proj
         self.joint = nn.ModuleDict({"connectors": connectors, "backbone": backbone})
         self.joint.requires_grad_(False)
-        targets = config.joint_target_modules or linear_module_names(self.joint)
+        targets = config.target_modules or linear_module_names(self.joint)
         lora = LoraConfig(
-            r=config.joint_lora_r,
-            lora_alpha=config.joint_lora_alpha,
-            lora_dropout=config.joint_lora_dropout,
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
             target_modules=targets,
         )
         inject_adapter_in_model(lora, self.joint)

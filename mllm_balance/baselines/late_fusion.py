@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import BaselineModel, Features, Mask, present_stack
-from .config import BaselineConfig
+from .config import LateFusionConfig
 
 
 class LateFusionModel(BaselineModel):
@@ -18,10 +18,12 @@ class LateFusionModel(BaselineModel):
     of the unimodal cross-entropies (each over the samples that have the modality); the parameters of different
     modalities are disjoint, so this is separate training done in one loop (only a global gradient-norm clip, when
     enabled, couples them). Inference averages the unimodal probabilities of the present modalities
-    (`late_fusion_combine="prob"`, returned as their log) or sums their log-probabilities (`"logprob"`).
+    (`combine="prob"`, returned as their log) or sums their log-probabilities (`"logprob"`).
     """
 
-    def __init__(self, config: BaselineConfig):
+    config_class = LateFusionConfig
+
+    def __init__(self, config: LateFusionConfig):
         super().__init__(config)
         self.heads = nn.ModuleDict({m: nn.Linear(config.hidden_size, config.num_labels) for m in config.modalities})
         self.post_init()
@@ -33,7 +35,7 @@ class LateFusionModel(BaselineModel):
         mods = list(present)
         log_p = torch.stack([F.log_softmax(self.heads[m](adapted[m]), dim=-1) for m in mods])  # (M, B, C)
         weight = present_stack(present, mods).unsqueeze(-1)  # (M, B, 1)
-        if self.config.late_fusion_combine == "logprob":
+        if self.config.combine == "logprob":
             return (log_p * weight).sum(0), None
         probs = (log_p.exp() * weight).sum(0) / weight.sum(0)  # (B, C)
         return probs.clamp_min(1e-12).log(), None

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import BaselineModel, Features, Mask, present_stack
-from .config import LFM_SCHEDULES, BaselineConfig
+from .config import LFM_SCHEDULES, LFMConfig
 
 # `getAlpha_Learnable_Fitted` of the authors' `Crema_epoch.py` (njustkmg/NeurIPS24-LFM): the weight of the
 # supervised term at epoch e (0-based, of 200) is sum_i c_i e^i, the alignment term gets 1 minus it.
@@ -76,18 +76,18 @@ class LFMModel(BaselineModel):
     Yang, Wan, Jiang & Xu, "Facilitating Multimodal Classification via Dynamically Learning Modality Gap",
     NeurIPS 2024. Loss: `2 * (w(t) * CE(mean_m g_m(h_m), y) + (1 - w(t)) * U)`, as in the authors' released
     `Crema_epoch.py` (njustkmg/NeurIPS24-LFM), where `U` is the mean over modality pairs of a divergence between
-    their predictions or features (`lfm_alignment`): `"release"` (default), the release's `Alignment`,
+    their predictions or features (`alignment`): `"release"` (default), the release's `Alignment`,
     `0.5 * (KL(m || p) + KL(m || q))` with `m` the mean prediction ([`release_alignment`]); `"js"`, the
     Jensen-Shannon divergence `0.5 * (KL(p || m) + KL(q || m))` that the release's name for it suggests; or
     `"contrastive"`, a symmetric InfoNCE between the adapted features (the paper's contrastive intervention). `t` is
-    the share of the optimizer steps done ([`TrainingProgressCallback`] sets it). `w(t)` (`lfm_schedule`):
+    the share of the optimizer steps done ([`TrainingProgressCallback`] sets it). `w(t)` (`schedule`):
 
     - `"release"` (default): the release's `getAlpha_Learnable_Fitted`, a degree-5 polynomial of the epoch fitted to
       the weights its learnable strategy found over 200 epochs, evaluated at epoch `199 t` ([`lfm_release_weight`]):
       0.205 at the start, 0.436 at a quarter, 0.538 at half, about 1.01 around 92 % (the alignment term then gets
       a small negative weight, as in the release) and 0.916 at the end, so late training is nearly pure
       cross-entropy;
-    - `"linear"`: from `lfm_cls_weight_start` to `lfm_cls_weight_end`, linear in `t`.
+    - `"linear"`: from `cls_weight_start` to `cls_weight_end`, linear in `t`.
 
     The registry trains it as the release does: SGD with momentum 0.9, learning rate 1e-2 and weight decay 1e-4.
 
@@ -98,7 +98,9 @@ class LFMModel(BaselineModel):
     weight decay (the release does neither); with several pairs of modalities `U` is their mean.
     """
 
-    def __init__(self, config: BaselineConfig):
+    config_class = LFMConfig
+
+    def __init__(self, config: LFMConfig):
         super().__init__(config)
         self.heads = nn.ModuleDict({m: nn.Linear(config.hidden_size, config.num_labels) for m in config.modalities})
         self.train_progress = 0.0
@@ -106,13 +108,13 @@ class LFMModel(BaselineModel):
 
     def cls_weight(self) -> float:
         """Weight `w(t)` of the supervised term at the current progress `t = self.train_progress`."""
-        schedule = self.config.lfm_schedule
+        schedule = self.config.schedule
         if schedule == "release":
             return lfm_release_weight(self.train_progress)
         if schedule == "linear":
-            start, end = self.config.lfm_cls_weight_start, self.config.lfm_cls_weight_end
+            start, end = self.config.cls_weight_start, self.config.cls_weight_end
             return float(start + (end - start) * self.train_progress)
-        raise ValueError(f"lfm_schedule must be one of {LFM_SCHEDULES}, got {schedule!r}")
+        raise ValueError(f"schedule must be one of {LFM_SCHEDULES}, got {schedule!r}")
 
     def unimodal(self, adapted: Features) -> dict[str, torch.Tensor]:
         return {m: self.heads[m](h) for m, h in adapted.items()}  # (B, C) each
@@ -129,12 +131,12 @@ class LFMModel(BaselineModel):
             rows = present[m] & present[k]
             if int(rows.sum()) < 2:
                 continue
-            if self.config.lfm_alignment == "release":
+            if self.config.alignment == "release":
                 terms.append(release_alignment(self.heads[m](adapted[m][rows]), self.heads[k](adapted[k][rows])))
-            elif self.config.lfm_alignment == "js":
+            elif self.config.alignment == "js":
                 terms.append(js_divergence(self.heads[m](adapted[m][rows]), self.heads[k](adapted[k][rows])))
             else:
-                terms.append(info_nce(adapted[m][rows], adapted[k][rows], self.config.lfm_temperature))
+                terms.append(info_nce(adapted[m][rows], adapted[k][rows], self.config.temperature))
         unsupervised = torch.stack(terms).mean() if terms else logits.sum() * 0.0
         w = self.cls_weight()
         return LFM_LOSS_SCALE * (w * F.cross_entropy(logits, labels) + (1.0 - w) * unsupervised)

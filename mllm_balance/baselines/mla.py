@@ -8,7 +8,7 @@ from torch import nn
 
 from ..modeling import entropy_weights
 from .base import BaselineModel, BaselineOutput, Features, Mask
-from .config import BaselineConfig
+from .config import MLAConfig
 
 
 def orthonormal_basis(directions: torch.Tensor, rtol: float = 1e-6) -> torch.Tensor:
@@ -51,7 +51,7 @@ class MLAModel(BaselineModel):
     Train with [`BalanceTrainer`] and `alternation="step"` (one optimizer step per modality and batch, in a fixed
     order): the step of modality m minimises `CE(g(a_m(x_m)), y)`, and the gradient of the head's weight is
     projected onto the orthogonal complement of the stored input directions of the other modalities. The directions
-    are the batch means of each modality's head inputs, the most recent `mla_max_directions` kept per modality (a
+    are the batch means of each modality's head inputs, the most recent `max_directions` kept per modality (a
     buffer, saved with the model). Inference: `sum_m w_m g(a_m(x_m))` with `w = softmax(-H)` over the present
     modalities, `H_m` the entropy of modality m's prediction for that sample.
 
@@ -66,10 +66,12 @@ class MLAModel(BaselineModel):
     the batch dimension and sums the entropy over the whole batch, giving one weight per modality and batch.
     """
 
-    def __init__(self, config: BaselineConfig):
+    config_class = MLAConfig
+
+    def __init__(self, config: MLAConfig):
         super().__init__(config)
         self.head = nn.Linear(config.hidden_size, config.num_labels)
-        n, k, d = len(config.modalities), config.mla_max_directions, config.hidden_size
+        n, k, d = len(config.modalities), config.max_directions, config.hidden_size
         self.register_buffer("mla_directions", torch.zeros(n, k, d))
         self.register_buffer("mla_counts", torch.zeros(n, dtype=torch.long))
         self.post_init()
@@ -78,13 +80,13 @@ class MLAModel(BaselineModel):
     def stored_directions(self, modality: str) -> torch.Tensor:
         """The stored head-input directions of `modality`: `(k_m, d)`."""
         i = self.modalities.index(modality)
-        count = min(int(self.mla_counts[i]), self.config.mla_max_directions)
+        count = min(int(self.mla_counts[i]), self.config.max_directions)
         return self.mla_directions[i, :count]
 
     @torch.no_grad()
     def store_direction(self, modality: str, direction: torch.Tensor) -> None:
         i = self.modalities.index(modality)
-        slot = int(self.mla_counts[i]) % self.config.mla_max_directions
+        slot = int(self.mla_counts[i]) % self.config.max_directions
         self.mla_directions[i, slot] = direction.to(self.mla_directions.dtype)
         self.mla_counts[i] += 1
 

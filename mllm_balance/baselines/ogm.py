@@ -11,7 +11,7 @@ from transformers import TrainerCallback
 
 from .base import BaselineModel, Features, Mask
 from .concat import ConcatHead
-from .config import OGM_FORM_ALIASES, OGM_FORMS, BaselineConfig
+from .config import OGM_FORM_ALIASES, OGM_FORMS, OGMConfig
 from .sum import SumHead
 
 
@@ -114,8 +114,8 @@ class OGMModel(BaselineModel):
     optimizer step ([`modulate_gradients`]).
 
     Defaults follow the authors' released `main.py` (GeWu-Lab/OGM-GE_CVPR2022): the coefficient
-    `1 - tanh(alpha * relu(rho))` (`ogm_form="release"`), `alpha = 0.1` (the README's default setting; it
-    recommends 0.8 for CREMA-D), modulation from epoch 0 to `ogm_end_fraction = 0.5` of the run inclusive (its
+    `1 - tanh(alpha * relu(rho))` (`form="release"`), `alpha = 0.1` (the README's default setting; it
+    recommends 0.8 for CREMA-D), modulation from epoch 0 to `end_fraction = 0.5` of the run inclusive (its
     `modulation_starts <= epoch <= modulation_ends`, 0 and 50 of 100 epochs), and, through the registry's training
     arguments, SGD with momentum 0.9 and weight decay 1e-4.
 
@@ -129,7 +129,9 @@ class OGMModel(BaselineModel):
     uses StepLR, x0.1 after epoch 70 of 100), and the Trainer exempts biases and norm weights from weight decay.
     """
 
-    def __init__(self, config: BaselineConfig):
+    config_class = OGMConfig
+
+    def __init__(self, config: OGMConfig):
         super().__init__(config)
         if config.fusion == "sum":
             self.head = SumHead(config.hidden_size, config.num_labels, len(config.modalities))
@@ -143,7 +145,7 @@ class OGMModel(BaselineModel):
 
     def training_loss(self, adapted, present, labels, logits, features):
         scores = ogm_scores(self.head.unimodal(adapted), labels, present)
-        coefficients, ratios = ogm_coefficients(scores, self.config.ogm_alpha, self.config.ogm_form)
+        coefficients, ratios = ogm_coefficients(scores, self.config.alpha, self.config.form)
         self.ogm_state = {"scores": scores, "ratios": ratios, "coefficients": coefficients}
         return F.cross_entropy(logits, labels)
 
@@ -154,19 +156,19 @@ class OGMModel(BaselineModel):
     def modulation_active(self, epoch: int, num_epochs: float | None = None) -> bool:
         """Whether epoch `epoch` (0-based) of a run of `num_epochs` epochs is modulated.
 
-        `ogm_start_epoch <= epoch <= end`, `end` being `ogm_end_epoch` when set, else
-        `ogm_end_fraction * num_epochs` (no end when `ogm_end_fraction` is `None`).
+        `start_epoch <= epoch <= end`, `end` being `end_epoch` when set, else
+        `end_fraction * num_epochs` (no end when `end_fraction` is `None`).
         """
         config = self.config
-        if epoch < config.ogm_start_epoch:
+        if epoch < config.start_epoch:
             return False
-        if config.ogm_end_epoch is not None:
-            return epoch <= config.ogm_end_epoch
-        if config.ogm_end_fraction is None:
+        if config.end_epoch is not None:
+            return epoch <= config.end_epoch
+        if config.end_fraction is None:
             return True
         if not num_epochs:
-            raise ValueError("ogm_end_fraction needs the number of training epochs (num_epochs)")
-        return epoch <= config.ogm_end_fraction * num_epochs
+            raise ValueError("end_fraction needs the number of training epochs (num_epochs)")
+        return epoch <= config.end_fraction * num_epochs
 
     def modulate(self) -> None:
         """Apply the coefficients of the last training forward to the current gradients."""
@@ -175,8 +177,8 @@ class OGMModel(BaselineModel):
         modulate_gradients(
             self.modality_parameters(),
             self.ogm_state["coefficients"],
-            enhancement=self.config.ogm_gradient_enhancement,
-            noise_scale=self.config.ogm_noise_scale,
+            enhancement=self.config.gradient_enhancement,
+            noise_scale=self.config.noise_scale,
         )
 
 

@@ -28,7 +28,8 @@ class BaselineSpec:
         name (`str`): registry name (also `BaselineConfig.method` and the `method` of its results).
         model_class (`type[BaselineModel]`): the model.
         paper (`str`): the method's reference.
-        config_defaults (`dict`): `BaselineConfig` fields this method sets (e.g. OGM-GE's enhancement switch).
+        config_defaults (`dict`): fields of the model's config class this method sets (e.g. OGM-GE's enhancement
+            switch).
         training (`dict`): [`BalanceTrainingArguments`] fields this method needs (`alternation`, `order_schedule`,
             and for the methods whose authors train with SGD: `optim="sgd"`, `optim_args="momentum=0.9"`,
             `weight_decay`). It never holds `learning_rate` (see `learning_rate`).
@@ -47,14 +48,17 @@ class BaselineSpec:
     learning_rate: float | None = None
 
     def build_config(self, modality_dims: Mapping[str, int], num_labels: int, **kwargs: Any) -> BaselineConfig:
-        """A [`BaselineConfig`] for this method (`kwargs` override the method's defaults)."""
+        """The config of this method (`model_class.config_class`; `kwargs` override the method's defaults)."""
         values = {**self.config_defaults, **kwargs}
-        return BaselineConfig(modality_dims=dict(modality_dims), num_labels=num_labels, method=self.name, **values)
+        return self.model_class.config_class(modality_dims=dict(modality_dims), num_labels=num_labels, **values)
 
     def build_model(self, config: BaselineConfig, **kwargs: Any) -> BaselineModel:
         """The model for `config` (`kwargs` go to the model class, e.g. `backbone=` for Joint)."""
-        if config.method != self.name:
-            raise ValueError(f"config.method is {config.method!r}, this baseline is {self.name!r}")
+        if not isinstance(config, self.model_class.config_class):
+            raise ValueError(
+                f"a {type(config).__name__} (method {config.method!r}) cannot build the {self.name!r} baseline, which "
+                f"takes a {self.model_class.config_class.__name__}"
+            )
         return self.model_class(config, **kwargs)
 
     def training_arguments(self, **kwargs: Any) -> dict[str, Any]:
@@ -91,7 +95,7 @@ BASELINES: dict[str, BaselineSpec] = {
             "ogm",
             OGMModel,
             "Peng et al., CVPR 2022",
-            {"ogm_gradient_enhancement": False},
+            {"gradient_enhancement": False},
             {**_JOINT, **_SGD},
             (OGMCallback,),
             learning_rate=OGM_LEARNING_RATE,
@@ -100,7 +104,7 @@ BASELINES: dict[str, BaselineSpec] = {
             "ogm_ge",
             OGMModel,
             "Peng et al., CVPR 2022",
-            {"ogm_gradient_enhancement": True},
+            {"gradient_enhancement": True},
             {**_JOINT, **_SGD},
             (OGMCallback,),
             learning_rate=OGM_LEARNING_RATE,

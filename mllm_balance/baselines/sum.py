@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from .base import BaselineModel, Features, Mask
-from .config import BaselineConfig
+from .config import SumConfig
 
 
 class SumHead(nn.Module):
@@ -43,7 +43,9 @@ class SumModel(BaselineModel):
     `Fusion = sum`.
     """
 
-    def __init__(self, config: BaselineConfig):
+    config_class = SumConfig
+
+    def __init__(self, config: SumConfig):
         super().__init__(config)
         self.head = SumHead(config.hidden_size, config.num_labels, len(config.modalities))
         self.post_init()

@@ -71,7 +71,7 @@ class CrossModalMapping(nn.Module):
         return c / c.sum(dim=-2, keepdim=True) if self.normalize else c
 
     def forward(self, weak: torch.Tensor | None, strong: torch.Tensor) -> torch.Tensor:
-        """Return `X_hat`, the mapped strong features.
+        """Return `X_hat`, the mapped strong features (Eq. 11).
 
         Args:
             weak (`torch.Tensor` of shape `(..., B, d)`): the state carried so far (`X^(i)`); may be `None`
@@ -82,7 +82,7 @@ class CrossModalMapping(nn.Module):
             if not self.training and self.at_eval == "identity":
                 return strong
             c = self._normalize_columns(thresholded_correlation(weak, strong, self.threshold))  # (..., B, B)
-            return c.transpose(-1, -2) @ strong  # (..., B, d)
+            return c.transpose(-1, -2) @ strong  # Eq. 11 with samples as columns: (..., B, d)
         if self.training:
             # columns are feature dimensions: cosines across the batch
             c = thresholded_correlation(weak.transpose(-1, -2), strong.transpose(-1, -2), self.threshold)
@@ -91,4 +91,4 @@ class CrossModalMapping(nn.Module):
                 self.running_correlation.lerp_(c.detach(), self.momentum)
         else:
             c = self.running_correlation
-        return strong @ self._normalize_columns(c)  # (..., B, d)
+        return strong @ self._normalize_columns(c)  # Eq. 11, X_hat = X C: (..., B, d)

@@ -28,15 +28,22 @@ class ModalityMemory(nn.Module):
         return nn.functional.linear(x_hat, self.gates.weight[:, d:], self.gates.bias)
 
     def forward_projected(self, h: torch.Tensor, x_hat: torch.Tensor, x_proj: torch.Tensor) -> torch.Tensor:
-        """Eq. 12-14 given `x_proj = project_input(x_hat)`."""
+        """[`forward`] given `x_proj = project_input(x_hat)`: `(..., d), (..., d), (..., 3d) -> (..., d)`."""
         d = h.shape[-1]
         pre = nn.functional.linear(h, self.gates.weight[:, :d]) + x_proj  # (..., 3d)
-        f, i, o = torch.sigmoid(pre).chunk(3, dim=-1)  # 3 x (..., d)
-        memory = f * h + i * x_hat  # (..., d)
-        return o * torch.tanh(memory)  # (..., d)
+        return self.update(h, x_hat, pre)
 
     def forward(self, h: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
-        # h, x_hat: (..., d)
-        f, i, o = torch.sigmoid(self.gates(torch.cat([h, x_hat], dim=-1))).chunk(3, dim=-1)  # 3 x (..., d)
-        memory = f * h + i * x_hat  # (..., d)
-        return o * torch.tanh(memory)  # (..., d)
+        """Eq. 12-14: `(..., d), (..., d) -> (..., d)`.
+
+        The pre-activation `W [h; x_hat] + b` is one product here (the projected path splits it, which rounds
+        differently in the last bits; training keeps the one product, so seeded runs stay reproducible bit for bit).
+        """
+        return self.update(h, x_hat, self.gates(torch.cat([h, x_hat], dim=-1)))
+
+    @staticmethod
+    def update(h: torch.Tensor, x_hat: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
+        """Eq. 12-14 from the gate pre-activation `pre = W [h; x_hat] + b` `(..., 3d)`: the new state `(..., d)`."""
+        f, i, o = torch.sigmoid(pre).chunk(3, dim=-1)  # Eq. 12: 3 x (..., d)
+        memory = f * h + i * x_hat  # Eq. 13
+        return o * torch.tanh(memory)  # Eq. 14

@@ -130,7 +130,7 @@ def test_info_nce_by_hand():
 
 @pytest.mark.parametrize("progress", [0.0, 0.5])
 def test_lfm_contrastive_loss_by_hand_over_the_rows_with_both_modalities(progress):
-    model = build("lfm", lfm_alignment="contrastive", lfm_temperature=0.5).train()
+    model = build("lfm", alignment="contrastive", temperature=0.5).train()
     model.train_progress = progress
     x, y = batch(seed=2)
     loss = model(x, labels=y, modality_mask=MASK).loss
@@ -146,7 +146,7 @@ def test_lfm_contrastive_loss_by_hand_over_the_rows_with_both_modalities(progres
 
 
 def test_lfm_contrastive_term_is_zero_without_two_shared_rows():
-    model = build("lfm", lfm_alignment="contrastive").train()
+    model = build("lfm", alignment="contrastive").train()
     x, y = batch(seed=2, n=3)
     mask = {"a": torch.tensor([True, True, False]), "b": torch.tensor([False, True, True])}  # one row has both
     loss = model(x, labels=y, modality_mask=mask).loss

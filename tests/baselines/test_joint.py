@@ -15,7 +15,7 @@ DIMS = {"a": 6, "b": 32}  # "b" has the backbone's hidden size: identity connect
 def make_model(backbone=None):
     spec = get_baseline("joint")
     torch.manual_seed(0)
-    return spec.build_model(spec.build_config(DIMS, 3, joint_lora_r=4), backbone=backbone)
+    return spec.build_model(spec.build_config(DIMS, 3, lora_r=4), backbone=backbone)
 
 
 def trainable(model):

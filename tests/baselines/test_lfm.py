@@ -42,7 +42,7 @@ def build(**overrides):
 def test_release_weight_is_the_polynomial_at_the_mapped_epoch(progress):
     assert lfm_release_weight(progress) == pytest.approx(HAND[progress], rel=1e-12)
     model = build()  # the default schedule
-    assert model.config.lfm_schedule == "release"
+    assert model.config.schedule == "release"
     model.train_progress = progress
     assert model.cls_weight() == pytest.approx(HAND[progress], rel=1e-12)
 
@@ -68,7 +68,7 @@ def test_a_short_run_traverses_the_whole_schedule():
 
 @pytest.mark.parametrize("progress", [0.0, 0.5, 1.0])
 def test_linear_schedule_goes_from_start_to_end(progress):
-    model = build(lfm_schedule="linear", lfm_cls_weight_start=0.2, lfm_cls_weight_end=0.6)
+    model = build(schedule="linear", cls_weight_start=0.2, cls_weight_end=0.6)
     model.train_progress = progress
     assert model.cls_weight() == pytest.approx({0.0: 0.2, 0.5: 0.4, 1.0: 0.6}[progress], rel=1e-12)
 
@@ -80,7 +80,7 @@ ALIGNMENTS = {"release": release_alignment, "js": js_divergence}
 @pytest.mark.parametrize("schedule", ["release", "linear"])
 @pytest.mark.parametrize("progress", [0.0, 0.5, 1.0])
 def test_loss_is_twice_the_scheduled_mix_of_fusion_ce_and_alignment(alignment, schedule, progress):
-    model = build(lfm_schedule=schedule, lfm_alignment=alignment).train()
+    model = build(schedule=schedule, alignment=alignment).train()
     model.train_progress = progress
     x, y = batch()
     loss = model(x, labels=y).loss
@@ -92,12 +92,12 @@ def test_loss_is_twice_the_scheduled_mix_of_fusion_ce_and_alignment(alignment, s
 
 
 def test_default_alignment_is_the_release_term():
-    assert build().config.lfm_alignment == "release"
+    assert build().config.alignment == "release"
 
 
 def test_unknown_schedule_is_refused():
-    with pytest.raises((ValueError, StrictDataclassClassValidationError), match="lfm_schedule"):
-        build(lfm_schedule="cosine")
+    with pytest.raises((ValueError, StrictDataclassClassValidationError), match="schedule"):
+        build(schedule="cosine")
 
 
 P, Q = torch.tensor([[0.7, 0.2, 0.1]]), torch.tensor([[0.1, 0.3, 0.6]])  # m = [0.4, 0.25, 0.35]

@@ -31,7 +31,7 @@ def test_crmt_classifier_rows_are_orthonormal():
 
 
 def test_crmt_stage1_adds_the_margin_regulariser():
-    model = build("crmt", crmt_rho=1.5).train()
+    model = build("crmt", rho=1.5).train()
     x, y = batch()
     loss = model(x, labels=y).loss
     u = {m: model.classifiers[m](model.adapters[m](x[m])) for m in x}
@@ -64,7 +64,7 @@ def test_crmt_lipschitz_is_the_largest_input_gradient_norm():
 
 
 def test_crmt_callback_switches_at_the_stage_boundary():
-    model = build("crmt", crmt_stage2_fraction=0.25)
+    model = build("crmt", stage2_fraction=0.25)
     args = type("Args", (), {"num_train_epochs": 8})()
     x, _ = batch()
     loader = [{"features": x}]

@@ -37,7 +37,7 @@ def test_basis_keeps_the_numerical_rank():
 def make_model():
     spec = get_baseline("mla")
     torch.manual_seed(0)
-    return spec.build_model(spec.build_config({"a": 4, "b": 3}, 3, hidden_size=6, mla_max_directions=4))
+    return spec.build_model(spec.build_config({"a": 4, "b": 3}, 3, hidden_size=6, max_directions=4))
 
 
 def test_alternating_step_projects_the_head_gradient_away_from_the_other_modality():

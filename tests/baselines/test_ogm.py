@@ -17,8 +17,8 @@ from transformers import TrainerControl, TrainerState
 
 from mllm_balance import BalanceTrainer
 from mllm_balance.baselines import (
-    BaselineConfig,
     OGMCallback,
+    OGMConfig,
     get_baseline,
     modulate_gradients,
     ogm_coefficients,
@@ -34,10 +34,10 @@ HAND = {
 
 
 def test_defaults_are_the_release_form_and_the_readme_alpha():
-    config = BaselineConfig(modality_dims={"a": 2, "b": 2}, num_labels=2, method="ogm")
-    assert config.ogm_form == "release"
-    assert config.ogm_alpha == 0.1
-    assert config.ogm_end_fraction == 0.5 and config.ogm_end_epoch is None and config.ogm_start_epoch == 0
+    config = OGMConfig(modality_dims={"a": 2, "b": 2}, num_labels=2)
+    assert config.form == "release"
+    assert config.alpha == 0.1
+    assert config.end_fraction == 0.5 and config.end_epoch is None and config.start_epoch == 0
     coeff, _ = ogm_coefficients({"text": 0.9, "image": 0.3}, alpha=0.1)  # default form
     assert coeff["text"] == pytest.approx(HAND[0.1]["release"], rel=1e-12)
 
@@ -63,7 +63,7 @@ def test_former_form_names_are_accepted():
     with pytest.raises(ValueError, match="form"):
         ogm_coefficients(scores, 0.8, "other")
     for name in ("code", "paper", "release", "shifted"):
-        BaselineConfig(modality_dims={"a": 2}, num_labels=2, method="ogm", ogm_form=name)
+        OGMConfig(modality_dims={"a": 2}, num_labels=2, form=name)
 
 
 def test_a_balanced_pair_is_modulated_in_the_release_form_only():
@@ -85,12 +85,12 @@ def test_n_modalities_divide_by_the_mean_of_the_others():
 def make_model(**overrides):
     spec = get_baseline("ogm_ge")
     torch.manual_seed(0)
-    return spec.build_model(spec.build_config({"a": 4, "b": 3}, 3, hidden_size=6, ogm_alpha=0.8, **overrides))
+    return spec.build_model(spec.build_config({"a": 4, "b": 3}, 3, hidden_size=6, alpha=0.8, **overrides))
 
 
 @pytest.mark.parametrize("form", ["release", "shifted"])
 def test_training_forward_scores_the_true_class_from_the_unimodal_parts(form):
-    model = make_model(ogm_form=form).train()
+    model = make_model(form=form).train()
     g = torch.Generator().manual_seed(3)
     x = {"a": torch.randn(10, 4, generator=g), "b": torch.randn(10, 3, generator=g)}
     y = torch.randint(0, 3, (10,), generator=g)
@@ -149,15 +149,15 @@ def test_modulation_window_is_the_first_half_of_the_run_inclusive_as_released():
     # the release's 100 epochs: modulation_starts 0 <= epoch <= modulation_ends 50
     assert [e for e in range(100) if model.modulation_active(e, 100)] == list(range(51))
     assert [e for e in range(20) if model.modulation_active(e, 20)] == list(range(11))
-    assert [e for e in range(20) if make_model(ogm_end_fraction=0.25).modulation_active(e, 20)] == list(range(6))
-    assert all(make_model(ogm_end_fraction=None).modulation_active(e, 20) for e in range(20))
+    assert [e for e in range(20) if make_model(end_fraction=0.25).modulation_active(e, 20)] == list(range(6))
+    assert all(make_model(end_fraction=None).modulation_active(e, 20) for e in range(20))
     # an epoch bound replaces the fraction
-    assert [e for e in range(20) if make_model(ogm_end_epoch=3).modulation_active(e, 20)] == [0, 1, 2, 3]
-    assert [e for e in range(20) if make_model(ogm_start_epoch=2, ogm_end_epoch=3).modulation_active(e, 20)] == [2, 3]
+    assert [e for e in range(20) if make_model(end_epoch=3).modulation_active(e, 20)] == [0, 1, 2, 3]
+    assert [e for e in range(20) if make_model(start_epoch=2, end_epoch=3).modulation_active(e, 20)] == [2, 3]
     with pytest.raises(ValueError, match="num_epochs"):
         model.modulation_active(0)
-    with pytest.raises((ValueError, StrictDataclassClassValidationError), match="ogm_end_fraction"):
-        make_model(ogm_end_fraction=1.5)
+    with pytest.raises((ValueError, StrictDataclassClassValidationError), match="end_fraction"):
+        make_model(end_fraction=1.5)
 
 
 def grads_after_callback(model, x, y, state):
@@ -185,7 +185,7 @@ def assert_modulated(model, before, after):
 
 @pytest.mark.parametrize("epoch", [0.0, 2.5, 5.99, 6.0, 9.5])
 def test_callback_modulates_only_in_the_first_half_of_the_run(epoch):
-    model = make_model(ogm_gradient_enhancement=False).train()
+    model = make_model(gradient_enhancement=False).train()
     x, y = batch()
     before, after = grads_after_callback(model, x, y, TrainerState(epoch=epoch, num_train_epochs=10))
     if epoch < 6:  # epochs 0-5 of 10
@@ -195,7 +195,7 @@ def test_callback_modulates_only_in_the_first_half_of_the_run(epoch):
 
 
 def test_callback_modulates_only_inside_the_modulation_epochs():
-    model = make_model(ogm_gradient_enhancement=False, ogm_start_epoch=1, ogm_end_epoch=2).train()
+    model = make_model(gradient_enhancement=False, start_epoch=1, end_epoch=2).train()
     x, y = batch()
     before, after = grads_after_callback(model, x, y, TrainerState(epoch=0.5, num_train_epochs=10))
     assert all(torch.equal(before[n], after[n]) for n in before)  # epoch 0: outside [1, 2]

@@ -14,16 +14,9 @@ from baseline_helpers import features
 from datasets import DatasetDict
 
 from mllm_balance import build_feature_dataset
-from mllm_balance.report import (
-    ablation_table,
-    comparison_table,
-    format_cell,
-    pca_2d,
-    plot_contributions,
-    plot_feature_distributions,
-    plot_order_upper_bound,
-    robustness_table,
-)
+from mllm_balance.plots import pca_2d, plot_feature_distributions, plot_method_contributions, plot_order_upper_bound
+from mllm_balance.runs import format_cell
+from mllm_balance.tables import ablation_table, comparison_table, robustness_table
 
 PNG = b"\x89PNG"
 
@@ -84,7 +77,7 @@ def test_ablation_and_robustness_tables():
 
 
 def test_plots_are_written(tmp_path):
-    fig3 = plot_contributions(RESULTS, str(tmp_path / "fig3.png"))
+    fig3 = plot_method_contributions(RESULTS, str(tmp_path / "fig3.png"))
     fig5 = plot_order_upper_bound(RESULTS, str(tmp_path / "fig5.png"))
     rng = np.random.default_rng(0)
     snaps = {

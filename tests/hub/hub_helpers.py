@@ -13,7 +13,7 @@ from torch import nn
 
 from mllm_balance import BalanceConfig, BalancedModel
 from mllm_balance.backbones import Backbone, load_audio, load_image, load_text, register_backbone
-from mllm_balance.hub import record_backbone
+from mllm_balance.reference import record_backbone
 
 TINY_ID = "tiny-org/tiny-backbone"
 TINY_REVISION = "0123456789abcdef"

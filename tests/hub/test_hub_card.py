@@ -11,7 +11,10 @@ from huggingface_hub import ModelCard
 from PIL import Image
 
 from mllm_balance import BalanceConfig
-from mllm_balance.hub import hub_pipeline_tag, plot_contributions, render_model_card, usage_snippet, write_model_card
+from mllm_balance.baselines import get_baseline
+from mllm_balance.hub import save_adapters
+from mllm_balance.model_card import hub_pipeline_tag, render_model_card, usage_snippet, write_model_card
+from mllm_balance.plots import plot_model_contributions
 
 
 def front_matter(text: str) -> dict:
@@ -90,11 +93,29 @@ def test_written_card_and_plot(model, tmp_path):
 
 
 def test_plot_is_skipped_without_history_or_matplotlib(model, tmp_path, monkeypatch):
-    assert plot_contributions([], tmp_path / "p.png") is None
+    assert plot_model_contributions([], tmp_path / "p.png") is None
     model.config.shapley_history = None
     write_model_card(tmp_path, model, None)
     assert not (tmp_path / "contributions.png").exists()
     assert "Contributions over training" not in (tmp_path / "README.md").read_text()
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.warns(UserWarning, match="matplotlib is not installed"):
-        assert plot_contributions([{"text": 1.0}], tmp_path / "p.png") is None
+        assert plot_model_contributions([{"text": 1.0}], tmp_path / "p.png") is None
+
+
+def test_edm_metric_cites_the_paper_as_the_card_does():
+    import evaluate
+
+    from mllm_balance.metrics import EDM_METRIC_PATH
+    from mllm_balance.model_card import PAPER_CITATION
+
+    assert evaluate.load(EDM_METRIC_PATH).citation == PAPER_CITATION
+
+
+def test_a_baseline_saves_with_a_card_that_names_its_fusion(tmp_path):
+    spec = get_baseline("late_fusion")
+    model = spec.build_model(spec.build_config({"text": 4, "image": 3}, 2, hidden_size=4, backbone_id=TINY_ID))
+    written = save_adapters(model, tmp_path)
+    assert "README.md" in written
+    card = (tmp_path / "README.md").read_text()
+    assert "| Default inference | late_fusion fusion |" in card

@@ -9,7 +9,7 @@ import pytest
 from hub_helpers import TINY_ID, TINY_REVISION, TinyBackbone
 
 from mllm_balance import BalanceConfig
-from mllm_balance.hub import (
+from mllm_balance.reference import (
     backbone_reference,
     backbone_spec,
     base_models,

@@ -15,7 +15,8 @@ from hub_helpers import TINY_ID, full_results
 from PIL import Image
 from safetensors.torch import load
 
-from mllm_balance.hub import push_adapters_to_hub, render_model_card
+from mllm_balance.hub import push_adapters_to_hub
+from mllm_balance.model_card import render_model_card
 from mllm_balance.results import save_results
 
 

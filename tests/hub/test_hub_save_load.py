@@ -12,7 +12,8 @@ from safetensors import safe_open
 from transformers import AutoConfig, AutoModel
 
 from mllm_balance import BalanceConfig, BalancedModel
-from mllm_balance.hub import record_backbone, save_adapters
+from mllm_balance.hub import save_adapters
+from mllm_balance.reference import record_backbone
 
 
 def _features(backbone, batch: int = 6, seed: int = 1) -> tuple[dict, dict]:

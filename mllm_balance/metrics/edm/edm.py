@@ -6,6 +6,7 @@ Load it offline by path: `evaluate.load(mllm_balance.metrics.EDM_METRIC_PATH)`.
 import datasets
 import evaluate
 
+from mllm_balance.model_card import PAPER_CITATION
 from mllm_balance.shapley import equilibrium_deviation
 
 _DESCRIPTION = """
@@ -27,13 +28,7 @@ Example:
     100.0
 """
 
-_CITATION = """
-@article{shi2025modality,
-  title={Modality Equilibrium Matters: Minor-Modality-Aware Adaptive Alternating for Cross-Modal Memory Enhancement},
-  author={Shi, Xiang and Zhang, Rui and Liu, Jiawei and Liu, Yinpeng and Cheng, Qikai and Lu, Wei},
-  year={2025}
-}
-"""
+_CITATION = PAPER_CITATION
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)

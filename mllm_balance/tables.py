@@ -1,0 +1,225 @@
+"""The Markdown tables of a comparison (the paper's Tables 1, 2 and 4, Figure 5 as a table) and its CSV rows.
+
+Input: a list of run results in the `results.json` format (see [`~mllm_balance.runs`]). Tables are Markdown
+strings with `mean ± std` over seeds.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .baselines.ablations import ABLATIONS
+from .runs import (
+    ORDER_ROWS,
+    display_name,
+    edm_terms,
+    format_cell,
+    group_runs,
+    main_runs,
+    markdown_table,
+    mean_std,
+    run_edm,
+    run_modalities,
+)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    return markdown_table(header, rows) + "\n"
+
+
+def comparison_table(results: Sequence[Mapping[str, Any]], methods: Sequence[str] | None = None) -> str:
+    """Table 1 of the paper: one row per modality (unimodal accuracy `P({m})` and its EDM term) and a **Multi** row
+    (fusion accuracy and total EDM), two columns per method; `mean ± std` over seeds. The best mean fusion accuracy
+    and the lowest mean EDM of the Multi row are in bold."""
+    groups = group_runs(main_runs(results))
+    methods = [m for m in (methods or list(groups)) if m in groups]
+    mods = run_modalities([r for m in methods for r in groups[m]])
+    header = ["Accuracy"] + [f"{display_name(m)} {col}" for m in methods for col in ("Acc", "EDM")]
+    rows = []
+    for mod in mods:
+        row = [mod]
+        for m in methods:
+            runs = [r for r in groups[m] if mod in r["accuracy"]["per_modality"]]
+            row.append(format_cell(r["accuracy"]["per_modality"][mod] for r in runs))
+            row.append(format_cell(edm_terms(r).get(mod) for r in runs))
+        rows.append(row)
+    fusion_means = {m: mean_std(r["accuracy"]["fusion"] for r in groups[m])[0] for m in methods}
+    edm_means = {m: mean_std(run_edm(r) for r in groups[m])[0] for m in methods}
+    best_acc = _best(fusion_means, max)
+    best_edm = _best(edm_means, min)
+    multi = ["**Multi**"]
+    for m in methods:
+        acc = format_cell(r["accuracy"]["fusion"] for r in groups[m])
+        edm = format_cell(run_edm(r) for r in groups[m])
+        multi += [f"**{acc}**" if m == best_acc else acc, f"**{edm}**" if m == best_edm else edm]
+    rows.append(multi)
+    return _table(header, rows)
+
+
+def _best(values: Mapping[str, float], pick) -> str | None:
+    finite = {k: v for k, v in values.items() if math.isfinite(v)}
+    return pick(finite, key=finite.__getitem__) if finite else None
+
+
+def summary_table(results: Sequence[Mapping[str, Any]], methods: Sequence[str] | None = None) -> str:
+    """The same numbers as [`comparison_table`], one row per method (easier to read with many methods)."""
+    groups = group_runs(main_runs(results))
+    methods = [m for m in (methods or list(groups)) if m in groups]
+    mods = run_modalities([r for m in methods for r in groups[m]])
+    header = ["Method"] + [f"{mod} acc" for mod in mods] + ["Multi acc", "EDM", "Seeds"]
+    rows = []
+    for m in methods:
+        runs = groups[m]
+        row = [display_name(m)]
+        row += [format_cell(r["accuracy"]["per_modality"].get(mod) for r in runs) for mod in mods]
+        row += [
+            format_cell(r["accuracy"]["fusion"] for r in runs),
+            format_cell(run_edm(r) for r in runs),
+            str(len(runs)),
+        ]
+        rows.append(row)
+    return _table(header, rows)
+
+
+def ablation_table(results: Sequence[Mapping[str, Any]], descriptions: Mapping[str, str] | None = None) -> str:
+    """Table 2 (left) of the paper: per-modality and fusion accuracy of the full model and of each ablation, and the
+    change of mean fusion accuracy against the full model (`Δ`)."""
+    descriptions = descriptions or {
+        **{name: a.description for name, a in ABLATIONS.items()},
+        "paper": "The paper's method (`paper` preset)",
+    }
+    variants: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for r in results:
+        if r["method"] == "ours" and r.get("ablation") in (None, "full"):
+            variants["full"].append(r)
+        elif r["method"] == "paper" and not r.get("ablation"):
+            variants["paper"].append(r)
+        elif r.get("ablation"):
+            variants[r["ablation"]].append(r)
+    if not variants:
+        return ""
+    mods = run_modalities([r for runs in variants.values() for r in runs])
+    full = mean_std(r["accuracy"]["fusion"] for r in variants.get("full", []))[0]
+    header = ["Model variant"] + mods + ["Multi", "Δ"]
+    rows = []
+    for name in ["full"] + [v for v in variants if v != "full"]:
+        if name not in variants:
+            continue
+        runs = variants[name]
+        row = [descriptions.get(name, name)]
+        row += [format_cell(r["accuracy"]["per_modality"].get(mod) for r in runs) for mod in mods]
+        row.append(format_cell(r["accuracy"]["fusion"] for r in runs))
+        mean = mean_std(r["accuracy"]["fusion"] for r in runs)[0]
+        row.append("-" if name == "full" or not math.isfinite(full) else f"{mean - full:+.2f}")
+        rows.append(row)
+    return _table(header, rows)
+
+
+def sweep_table(sweep: Sequence[Mapping[str, Any]]) -> str:
+    """Validation accuracy of every method at every learning rate of the sweep; the chosen one in bold."""
+    if not sweep:
+        return ""
+    by_method: dict[str, dict[float, float]] = defaultdict(dict)
+    for row in sweep:
+        by_method[row["method"]][float(row["learning_rate"])] = float(row["validation_accuracy"])
+    rows = []
+    for method, values in by_method.items():
+        best = max(values, key=lambda lr: (values[lr], -lr))
+        cells = [f"**{lr:g}: {v:.2f}**" if lr == best else f"{lr:g}: {v:.2f}" for lr, v in sorted(values.items())]
+        rows.append([display_name(method), *cells])
+    width = max(len(r) for r in rows)
+    rows = [r + [""] * (width - len(r)) for r in rows]
+    return _table(["Method"] + [f"rate {i + 1}" for i in range(width - 1)], rows)
+
+
+def robustness_table(results: Sequence[Mapping[str, Any]], methods: Sequence[str] | None = None) -> str:
+    """Table 4 of the paper: fusion accuracy per missing-modality rate, one row per method."""
+    runs = [r for r in main_runs(results) if r.get("missing_modality")]
+    groups = group_runs(runs)
+    if not groups:
+        return ""
+    methods = [m for m in (methods or list(groups)) if m in groups]
+    rates = sorted({float(k) for r in runs for k in r["missing_modality"]})
+    header = ["Model"] + [f"{rate:.0%}" for rate in rates]
+    rows = []
+    for m in methods:
+        row = [display_name(m)]
+        for rate in rates:
+            row.append(format_cell(_missing(r, rate) for r in groups[m]))
+        rows.append(row)
+    return _table(header, rows)
+
+
+def _missing(result: Mapping[str, Any], rate: float) -> float | None:
+    for k, v in result["missing_modality"].items():
+        if abs(float(k) - rate) < 1e-9:
+            return v
+    return None
+
+
+def order_table(results: Sequence[Mapping[str, Any]], method: str = "ours") -> str:
+    """Figure 5 as a table: accuracy of the last training order, of hybrid-order fusion, of the best single order
+    and of the per-sample best order (the upper bound)."""
+    runs = [r for r in main_runs(results) if r["method"] == method and r.get("order_analysis")]
+    if not runs:
+        return ""
+    rows = [[label, format_cell(r["order_analysis"][key] for r in runs)] for key, label in ORDER_ROWS]
+    return _table(["Inference", f"{display_name(method)} accuracy"], rows)
+
+
+def flat_rows(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One flat dict per run (for CSV): accuracies, Shapley values, EDM terms and missing-modality accuracies."""
+    rows = []
+    for r in results:
+        row: dict[str, Any] = {
+            "dataset": r.get("dataset"),
+            "method": r["method"],
+            "ablation": r.get("ablation", ""),
+            "seed": r.get("seed"),
+            "fusion_accuracy": r["accuracy"]["fusion"],
+            "edm": run_edm(r),
+        }
+        for m, v in r["accuracy"]["per_modality"].items():
+            row[f"accuracy_{m}"] = v
+        for m, v in r["shapley"].items():
+            row[f"shapley_{m}"] = v
+        for m, v in edm_terms(r).items():
+            row[f"edm_{m}"] = v
+        for k, v in (r.get("missing_modality") or {}).items():
+            row[f"missing_{k}"] = v
+        for k, v in (r.get("order_analysis") or {}).items():
+            if not isinstance(v, dict):
+                row[f"order_{k}"] = v
+        if "train_seconds" in r:
+            row["train_seconds"] = r["train_seconds"]
+        rows.append(row)
+    return rows
+
+
+def write_csv(results: Iterable[Mapping[str, Any]], path: str) -> str:
+    """Write the [`flat_rows`] of `results` to the CSV file `path` (columns in first-seen order)."""
+    rows = flat_rows(results)
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+__all__ = [
+    "comparison_table",
+    "summary_table",
+    "ablation_table",
+    "robustness_table",
+    "sweep_table",
+    "order_table",
+    "flat_rows",
+    "write_csv",
+]
