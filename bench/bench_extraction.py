@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mllm_balance.backbones import Backbone, CompositeBackbone  # noqa: E402
-from mllm_balance.features import extract_features, load_feature_cache  # noqa: E402
+from mllm_balance.feature_cache import load_feature_cache  # noqa: E402
+from mllm_balance.features import extract_features  # noqa: E402
 
 WORDS = "the a cat dog bird sat ran on under mat tree happy sad angry music loud quiet red blue green".split()
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import numbers
 import os
-import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -24,140 +22,10 @@ from transformers import Pipeline
 from .configuration import INFERENCE_MODES
 from .contributions import modality_contributions
 from .model_card import PIPELINE_TASK
+from .pipeline_inputs import Sample, parse_sample, type_name
 from .reference import check_backbone_compatibility, load_backbone_for
 
 TASK = PIPELINE_TASK
-
-#: Accepted audio sampling rates, in Hz (a bound keeps resampling filters finite).
-MAX_SAMPLING_RATE = 1_000_000
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
-
-
-@dataclass(frozen=True)
-class _Sample:
-    """One raw sample and its position in the caller's input (`None` for a single dict)."""
-
-    index: int | None
-    value: Any
-
-
-def _where(index: int | None) -> str:
-    return "sample" if index is None else f"sample {index}"
-
-
-def _type_name(value: Any) -> str:
-    return type(value).__name__
-
-
-def _check_path(modality: str, value: Any) -> str | None:
-    path = os.fspath(value)
-    if isinstance(path, bytes):
-        return f"{modality} path must be a str, got bytes"
-    if _URL.match(path):
-        return f"{modality} {path!r} is a URL; URLs are not downloaded, pass a local file"
-    if "\x00" in path or not os.path.isfile(path):
-        return f"{modality} file {path!r} does not exist (or is not a file)"
-    return None
-
-
-def _check_sampling_rate(rate: Any) -> str | None:
-    if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
-        return f"audio sampling rate must be a positive integer (Hz), got {_type_name(rate)}"
-    if not (isinstance(rate, numbers.Integral) or float(rate).is_integer()) or not 0 < rate <= MAX_SAMPLING_RATE:
-        return f"audio sampling rate must be an integer in 1..{MAX_SAMPLING_RATE} Hz, got {rate!r}"
-    return None
-
-
-def _check_type(modality: str, value: Any) -> tuple[str | None, Any]:
-    """A type problem of one input (or `None`) and the value to load (audio pairs normalised to `(array, int)`)."""
-    arrays = (np.ndarray, torch.Tensor)
-    if modality == "text":
-        return (None if isinstance(value, str) else f"text must be a str, got {_type_name(value)}"), value
-    if modality in ("image", "audio") and isinstance(value, (str, os.PathLike)):
-        return _check_path(modality, value), value
-    if modality == "image":
-        from PIL import Image
-
-        if isinstance(value, (Image.Image, bytes, bytearray, Mapping, *arrays)):
-            return None, value
-        return f"image must be a local path, PIL image or array, got {_type_name(value)}", value
-    if modality == "audio":
-        if isinstance(value, tuple):
-            if len(value) != 2:
-                return f"audio tuple must be (waveform, sampling_rate), got {len(value)} elements", value
-            waveform, rate = value
-            if not isinstance(waveform, (list, *arrays)):
-                return f"audio waveform must be an array, got {_type_name(waveform)}", value
-            problem = _check_sampling_rate(rate)
-            return problem, value if problem else (waveform, int(rate))
-        if isinstance(value, Mapping) and value.get("array") is not None:
-            problem = _check_sampling_rate(value.get("sampling_rate"))
-            return problem, value if problem else {**value, "sampling_rate": int(value["sampling_rate"])}
-        if isinstance(value, (bytes, bytearray, list, Mapping, *arrays)):
-            return None, value
-        return f"audio must be a local path or (waveform, sampling_rate), got {_type_name(value)}", value
-    if modality == "video" and not isinstance(value, (list, tuple, *arrays)):
-        return f"video must be a list of frames or a (T, H, W, C) array, got {_type_name(value)}", value
-    return None, value
-
-
-def parse_sample(
-    sample: Any,
-    modalities: Sequence[str],
-    preprocess: Callable[[str, Any], Any] | None = None,
-    index: int | None = None,
-) -> dict[str, Any]:
-    """Validate one raw sample and load its inputs.
-
-    Args:
-        sample (`dict`): `{modality: input}` with a non-empty subset of `modalities`; a `None` value counts as a
-            missing modality. Text is a `str`; an image a local path, PIL image, array or encoded bytes; audio a local
-            path, `(waveform, sampling_rate)`, a waveform at the backbone's rate, or a `datasets` audio dict; video a
-            list of frames or a `(T, H, W, C)` array.
-        modalities (`Sequence[str]`): the modalities the model was trained on.
-        preprocess (`Callable`, *optional*): `preprocess(modality, value) -> item`, the backbone's loader
-            (`Backbone.preprocess_one`); without it the inputs are only type-checked.
-        index (`int`, *optional*): position of the sample in the caller's list, for error messages.
-
-    Returns:
-        `dict[str, Any]`: `{modality: loaded item}` in the order of `modalities`.
-
-    Raises:
-        `ValueError`: naming the sample and the problem: not a dict, no modality, an unknown modality key, a wrong
-            type, or an input that cannot be read (missing or corrupt file, bad array, bad sampling rate).
-    """
-    where = _where(index)
-    if not isinstance(sample, Mapping):
-        raise ValueError(
-            f"{where}: expected a dict {{modality: input}} with keys from {list(modalities)}, got {_type_name(sample)}"
-        )
-    unknown = [k for k in sample if not isinstance(k, str) or k not in modalities]
-    if unknown:
-        raise ValueError(
-            f"{where}: unknown modality key(s) {', '.join(_short_repr(k) for k in unknown)}; this model was trained "
-            f"on {list(modalities)}"
-        )
-    given = [m for m in modalities if sample.get(m) is not None]
-    if not given:
-        raise ValueError(f"{where}: no modality given; pass a non-empty subset of {list(modalities)}")
-    parsed: dict[str, Any] = {}
-    for m in given:
-        problem, value = _check_type(m, sample[m])
-        if problem is not None:
-            raise ValueError(f"{where}, {m}: {problem}")
-        if preprocess is None:
-            parsed[m] = value
-            continue
-        try:
-            parsed[m] = preprocess(m, value)
-        except (ValueError, TypeError, OSError, OverflowError) as error:
-            raise ValueError(f"{where}, {m}: {error}") from error
-    return parsed
-
-
-def _short_repr(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 class BalancedClassificationPipeline(Pipeline):
@@ -227,7 +95,7 @@ class BalancedClassificationPipeline(Pipeline):
             spec = os.fspath(backbone) if isinstance(backbone, os.PathLike) else backbone
             backbone = load_backbone_for(config, name_or_path=spec, **dict(backbone_kwargs or {}))
         if not callable(getattr(backbone, "encode", None)):
-            raise ValueError(f"backbone must have an encode(batch) method, got {_type_name(backbone)}")
+            raise ValueError(f"backbone must have an encode(batch) method, got {type_name(backbone)}")
         check_backbone_compatibility(config, backbone, allow_mismatch=allow_backbone_mismatch)
         self.backbone = backbone
         self.labels = [str(label) for label in config.label_names]
@@ -278,18 +146,18 @@ class BalancedClassificationPipeline(Pipeline):
         ):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if isinstance(inputs, Mapping):
-            return super().__call__(_Sample(None, inputs), **kwargs)
+            return super().__call__(Sample(None, inputs), **kwargs)
         if isinstance(inputs, (list, tuple)):
             if not inputs:
                 self._sanitize_parameters(**{k: v for k, v in kwargs.items() if k not in ("batch_size", "num_workers")})
                 return []
-            return super().__call__([_Sample(i, x) for i, x in enumerate(inputs)], **kwargs)
+            return super().__call__([Sample(i, x) for i, x in enumerate(inputs)], **kwargs)
         unordered_or_atomic = (str, bytes, bytearray, set, frozenset, np.ndarray, torch.Tensor)
         if isinstance(inputs, Iterable) and not isinstance(inputs, unordered_or_atomic):
             # a generator or a dataset of samples: results are streamed
-            return super().__call__((_Sample(i, x) for i, x in enumerate(inputs)), **kwargs)
+            return super().__call__((Sample(i, x) for i, x in enumerate(inputs)), **kwargs)
         raise ValueError(
-            f"expected one sample as a dict {{modality: input}} or a list of such dicts, got {_type_name(inputs)}"
+            f"expected one sample as a dict {{modality: input}} or a list of such dicts, got {type_name(inputs)}"
         )
 
     def run_single(self, inputs, preprocess_params, forward_params, postprocess_params):
@@ -305,8 +173,8 @@ class BalancedClassificationPipeline(Pipeline):
     ) -> Iterator[Any]:
         chunk: list[dict[str, Any]] = []
         for position, item in enumerate(inputs):
-            if not isinstance(item, _Sample):
-                item = _Sample(position, item)
+            if not isinstance(item, Sample):
+                item = Sample(position, item)
             chunk.append(self.preprocess(item, **preprocess_params))
             if len(chunk) == batch_size:
                 yield from self._run_chunk(chunk, forward_params, postprocess_params)
@@ -330,7 +198,7 @@ class BalancedClassificationPipeline(Pipeline):
 
     # ------------------------------------------------------------------------------------------------- steps
     def preprocess(self, item: Any, **params: Any) -> dict[str, Any]:
-        sample = item if isinstance(item, _Sample) else _Sample(None, item)
+        sample = item if isinstance(item, Sample) else Sample(None, item)
         preprocess = getattr(self.backbone, "preprocess_one", None)
         inputs = parse_sample(sample.value, self.model.config.modalities, preprocess, sample.index)
         return {"index": sample.index, "inputs": inputs}
@@ -420,4 +288,4 @@ def register_pipeline() -> None:
 
 register_pipeline()
 
-__all__ = ["BalancedClassificationPipeline", "parse_sample", "register_pipeline", "TASK"]
+__all__ = ["BalancedClassificationPipeline", "register_pipeline", "TASK"]

@@ -27,7 +27,7 @@ from mllm_balance import BalanceConfig, BalancedModel, BalanceTrainer
 from mllm_balance.atomic import atomic_open
 from mllm_balance.backbones.registry import register_backbone
 from mllm_balance.checkpoints import checkpoint_folders, incomplete_reason, last_checkpoint
-from mllm_balance.features import load_feature_cache
+from mllm_balance.feature_cache import load_feature_cache
 from mllm_balance.recipe import parse_recipe_args, run_recipe
 from mllm_balance.results import load_results
 from mllm_balance.trainer import NonFiniteTrainingError

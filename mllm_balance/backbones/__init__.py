@@ -9,10 +9,12 @@ from .composite import (
     register_encoder,
     registered_encoders,
 )
-from .encoders import AudioEncoder, ModalityEncoder, TextEncoder, TorchImageEncoder, VideoEncoder, VisionEncoder
+from .encoder_base import ModalityEncoder
+from .encoders import AudioEncoder, TextEncoder, TorchImageEncoder, VideoEncoder, VisionEncoder
 from .inputs import InputError, load_audio, load_image, load_text, load_video
 from .loading import load_frozen, per_process_device_map, quantization_config
-from .omni import OlaBackbone, QwenOmniBackbone
+from .ola import OlaBackbone
+from .omni import QwenOmniBackbone
 from .registry import load_backbone, register_backbone, registered_backbones
 
 __all__ = [

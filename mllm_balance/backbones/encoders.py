@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -10,63 +9,15 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import nn
+from transformers import AutoFeatureExtractor, AutoImageProcessor, AutoTokenizer
 
 from .base import module_weights_hash
+from .encoder_base import ModalityEncoder, hf_identity, jsonable, load_hf_encoder, masked_mean
 from .inputs import load_audio, load_image, load_text, load_video
-from .loading import dtype_name, hub_revision, load_frozen, quantization_identity
+from .loading import dtype_name
 
 # Vision models trained so that their pooled output is the image embedding.
 _POOLER_VISION_TYPES = ("clip", "clip_vision_model", "siglip", "siglip_vision_model", "siglip2", "siglip2_vision_model")
-
-
-class ModalityEncoder(nn.Module, ABC):
-    """A frozen encoder for one kind of input.
-
-    Attributes:
-        kind (`str`): The kind of input it reads: `"text"`, `"image"`, `"audio"` or `"video"`.
-        feature_size (`int`): Size of the pooled vector.
-    """
-
-    kind: str = ""
-    feature_size: int = 0
-
-    @abstractmethod
-    def preprocess_one(self, value: Any) -> Any:
-        """Validates and loads one raw input (see `mllm_balance.backbones.inputs`); raises `InputError`."""
-
-    @abstractmethod
-    def encode(self, items: list[Any]) -> torch.Tensor:
-        """Encodes preprocessed items into `Tensor[B, feature_size]`."""
-
-    @abstractmethod
-    def identity(self) -> dict[str, Any]:
-        """JSON-serialisable description of everything that determines the features."""
-
-    @property
-    def device(self) -> torch.device:
-        for tensor in self.parameters():
-            return tensor.device
-        return torch.device("cpu")
-
-
-def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of `hidden` `(B, L, D)` over the positions where `mask` `(B, L)` is nonzero -> `(B, D)`."""
-    weights = mask.to(hidden.device, torch.float32).unsqueeze(-1)  # (B, L, 1)
-    return (hidden.float() * weights).sum(1) / weights.sum(1).clamp_min(1.0)
-
-
-def _hf_identity(encoder: Any, kind: str, preprocessing: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": f"transformers-{kind}",
-        "model_type": encoder.model.config.model_type,
-        "id": str(encoder.name_or_path),
-        "revision": encoder.revision,
-        "layer": "last",
-        "pooling": encoder.pooling,
-        "preprocessing": preprocessing,
-        "quantization": quantization_identity(encoder.quantization),
-        "dtype": dtype_name(next(encoder.model.parameters()).dtype),
-    }
 
 
 class TextEncoder(ModalityEncoder):
@@ -109,9 +60,7 @@ class TextEncoder(ModalityEncoder):
     def from_pretrained(cls, name_or_path: str, *, revision: str | None = None, **kwargs: Any) -> TextEncoder:
         """`AutoModel` + `AutoTokenizer`; loading options (`dtype`, `quantization`, `device_map`,
         `trust_remote_code`) go to `load_frozen`, the rest to the constructor."""
-        from transformers import AutoTokenizer
-
-        return _load_hf_encoder(cls, AutoTokenizer, name_or_path, revision, kwargs)
+        return load_hf_encoder(cls, AutoTokenizer, name_or_path, revision, kwargs)
 
     def preprocess_one(self, value: Any) -> str:
         return load_text(value)
@@ -132,7 +81,7 @@ class TextEncoder(ModalityEncoder):
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last].float()
 
     def identity(self) -> dict[str, Any]:
-        return _hf_identity(self, "text", {"max_length": self.max_length, "tokenizer": type(self.tokenizer).__name__})
+        return hf_identity(self, "text", {"max_length": self.max_length, "tokenizer": type(self.tokenizer).__name__})
 
 
 class VisionEncoder(ModalityEncoder):
@@ -183,9 +132,7 @@ class VisionEncoder(ModalityEncoder):
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, revision: str | None = None, **kwargs: Any) -> VisionEncoder:
         """`AutoModel` + `AutoImageProcessor`; options as in `TextEncoder.from_pretrained`."""
-        from transformers import AutoImageProcessor
-
-        return _load_hf_encoder(cls, AutoImageProcessor, name_or_path, revision, kwargs)
+        return load_hf_encoder(cls, AutoImageProcessor, name_or_path, revision, kwargs)
 
     def preprocess_one(self, value: Any) -> Image.Image:
         return load_image(value)
@@ -203,7 +150,7 @@ class VisionEncoder(ModalityEncoder):
 
     def identity(self) -> dict[str, Any]:
         settings = {k: v for k, v in self.image_processor.to_dict().items() if not k.startswith("_")}
-        return _hf_identity(self, "image", _jsonable(settings))
+        return hf_identity(self, "image", jsonable(settings))
 
 
 class AudioEncoder(ModalityEncoder):
@@ -261,9 +208,7 @@ class AudioEncoder(ModalityEncoder):
     def from_pretrained(cls, name_or_path: str, *, revision: str | None = None, **kwargs: Any) -> AudioEncoder:
         """`AutoModel` + `AutoFeatureExtractor` (e.g. a folder written by `backbones.whisper_ct2.convert`);
         options as in `TextEncoder.from_pretrained`."""
-        from transformers import AutoFeatureExtractor
-
-        return _load_hf_encoder(cls, AutoFeatureExtractor, name_or_path, revision, kwargs)
+        return load_hf_encoder(cls, AutoFeatureExtractor, name_or_path, revision, kwargs)
 
     def preprocess_one(self, value: Any) -> np.ndarray:
         return load_audio(value, self.sampling_rate, resample=self.resample)
@@ -305,7 +250,7 @@ class AudioEncoder(ModalityEncoder):
             if getattr(extractor, key, None) is not None
         }
         preprocessing["resample"] = "resample_poly" if self.resample else "refuse"
-        return _hf_identity(self, "audio", preprocessing)
+        return hf_identity(self, "audio", preprocessing)
 
 
 class TorchImageEncoder(ModalityEncoder):
@@ -411,44 +356,3 @@ class VideoEncoder(ModalityEncoder):
             "pooling": "mean over frames",
             "preprocessing": {"max_frames": self.max_frames, "frame_sampling": "evenly spread"},
         }
-
-
-_LOAD_OPTIONS = ("dtype", "quantization", "device_map", "trust_remote_code")
-
-
-def _load_hf_encoder(cls, processor_class, name_or_path: str, revision: str | None, kwargs: dict[str, Any]):
-    """`AutoModel` (frozen, through `load_frozen`) + its preprocessor (`processor_class`) -> `cls(model, processor)`.
-
-    Loading options (`dtype`, `quantization`, `device_map`, `trust_remote_code`) go to `load_frozen` (and
-    `trust_remote_code` to the preprocessor), the rest to the encoder's constructor.
-    """
-    from transformers import AutoModel
-
-    load_options, options = _split_load_options(kwargs)
-    model = load_frozen(AutoModel, name_or_path, revision=revision, **load_options)
-    processor = processor_class.from_pretrained(
-        name_or_path, revision=revision, trust_remote_code=load_options.get("trust_remote_code", False)
-    )
-    return cls(
-        model,
-        processor,
-        name_or_path=name_or_path,
-        revision=hub_revision(model, name_or_path, revision),
-        quantization=load_options.get("quantization"),
-        **options,
-    )
-
-
-def _split_load_options(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    load = {k: v for k, v in kwargs.items() if k in _LOAD_OPTIONS}
-    return load, {k: v for k, v in kwargs.items() if k not in _LOAD_OPTIONS}
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict) or type(value).__name__ == "SizeDict":
-        return {str(k): _jsonable(v) for k, v in dict(value).items() if v is not None}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (bool, int, float, str)) or value is None:
-        return value
-    return str(value)

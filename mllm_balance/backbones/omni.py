@@ -1,4 +1,4 @@
-"""Omni-modal LLM backbones: the Qwen2.5-Omni / Qwen3-Omni thinker, and Ola through its own package.
+"""The Qwen2.5-Omni / Qwen3-Omni thinker as a backbone (Ola: `mllm_balance.backbones.ola`).
 
 Each modality runs through the model on its own (Ola-style per-modality features): a sample's text, image,
 audio or video becomes its own token sequence, the language model runs over it, and the chosen hidden layer is
@@ -12,26 +12,18 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from transformers import AutoConfig
+from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
 
 from .base import Backbone
 from .inputs import load_audio, load_image, load_text, load_video
 from .loading import dtype_name, hub_revision, load_frozen, quantization_identity
-
-_FEATURE_EXTRACTOR_KEYS = ("feature_size", "sampling_rate", "hop_length", "chunk_length", "n_fft", "padding_value")
-_IMAGE_PROCESSOR_KEYS = (
-    "size",
-    "min_pixels",
-    "max_pixels",
-    "patch_size",
-    "temporal_patch_size",
-    "merge_size",
-    "image_mean",
-    "image_std",
-    "do_resize",
-    "do_rescale",
-    "rescale_factor",
-    "do_normalize",
-    "resample",
+from .omni_processors import (
+    FEATURE_EXTRACTOR_KEYS,
+    IMAGE_PROCESSOR_KEYS,
+    load_processors,
+    processor_settings,
+    thinker_class,
 )
 
 
@@ -146,10 +138,8 @@ class QwenOmniBackbone(Backbone):
             revision, dtype, quantization, device_map, trust_remote_code: See `load_frozen`.
             kwargs: Passed to the constructor (`layer`, `modalities`, `video_fps`, ...).
         """
-        from transformers import AutoConfig
-
         config = AutoConfig.from_pretrained(name_or_path, revision=revision, trust_remote_code=trust_remote_code)
-        model_class = _thinker_class(config.model_type)
+        model_class = thinker_class(config.model_type)
         model = load_frozen(
             model_class,
             name_or_path,
@@ -159,7 +149,7 @@ class QwenOmniBackbone(Backbone):
             device_map=device_map,
             trust_remote_code=trust_remote_code,
         )
-        processors = _load_processors(name_or_path, revision=revision, trust_remote_code=trust_remote_code)
+        processors = load_processors(name_or_path, revision=revision, trust_remote_code=trust_remote_code)
         return cls(
             model,
             **processors,
@@ -172,11 +162,11 @@ class QwenOmniBackbone(Backbone):
     def identity(self) -> dict[str, Any]:
         preprocessing: dict[str, Any] = {"text": {"template": "raw", "max_tokens": self.max_text_tokens}}
         if self.image_processor is not None:
-            preprocessing["image"] = _settings(self.image_processor, _IMAGE_PROCESSOR_KEYS)
+            preprocessing["image"] = processor_settings(self.image_processor, IMAGE_PROCESSOR_KEYS)
             preprocessing["video"] = {"fps": self.video_fps, "max_frames": self.max_frames, "frames": "image"}
         if self.feature_extractor is not None:
             preprocessing["audio"] = {
-                **_settings(self.feature_extractor, _FEATURE_EXTRACTOR_KEYS),
+                **processor_settings(self.feature_extractor, FEATURE_EXTRACTOR_KEYS),
                 "resample": "resample_poly" if self.resample_audio else "refuse",
             }
         return {
@@ -315,8 +305,6 @@ class QwenOmniBackbone(Backbone):
         """Frames -> flat patches `(sum_i T_i*H_i*W_i, C*t*p*p)` and `video_grid_thw` `(B, 3)`, laid out as the
         Qwen2-VL video processor lays them out (frames of a clip share one size; the last frame repeats to fill
         the last temporal patch)."""
-        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
-
         processor = self.image_processor
         patch, merge, temporal = int(processor.patch_size), self._merge_size, self._temporal_patch_size
         size = dict(processor.size)
@@ -346,100 +334,4 @@ class QwenOmniBackbone(Backbone):
         return torch.from_numpy(np.concatenate(patches)), torch.tensor(grids, dtype=torch.long)
 
 
-def _settings(processor: Any, keys: tuple[str, ...]) -> dict[str, Any]:
-    settings = {}
-    for key in keys:
-        value = getattr(processor, key, None)
-        if value is None:
-            continue
-        if isinstance(value, dict) or type(value).__name__ == "SizeDict":
-            value = {k: v for k, v in dict(value).items() if v is not None}
-        elif isinstance(value, (np.ndarray, tuple)):
-            value = np.asarray(value).tolist()
-        elif not isinstance(value, (int, float, str, bool, list)):
-            value = str(value)
-        settings[key] = value
-    return settings
-
-
-def _thinker_class(model_type: str):
-    import transformers
-
-    if model_type.startswith("qwen2_5_omni"):
-        return transformers.Qwen2_5OmniThinkerForConditionalGeneration
-    if model_type.startswith("qwen3_omni"):
-        return transformers.Qwen3OmniMoeThinkerForConditionalGeneration
-    raise ValueError(f"not a Qwen-Omni checkpoint (model_type {model_type!r})")
-
-
-def _load_processors(name_or_path: str, *, revision: str | None, trust_remote_code: bool) -> dict[str, Any]:
-    """Tokenizer, Qwen2-VL image processor (PIL backend) and Whisper feature extractor, each optional."""
-    from transformers import AutoTokenizer, WhisperFeatureExtractor
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
-
-    options = {"revision": revision}
-    loaded: dict[str, Any] = {}
-    loaders = {
-        "tokenizer": lambda: AutoTokenizer.from_pretrained(
-            name_or_path, trust_remote_code=trust_remote_code, **options
-        ),
-        "image_processor": lambda: Qwen2VLImageProcessorPil.from_pretrained(name_or_path, **options),
-        "feature_extractor": lambda: WhisperFeatureExtractor.from_pretrained(name_or_path, **options),
-    }
-    for key, load in loaders.items():
-        try:
-            loaded[key] = load()
-        except (OSError, ValueError) as error:
-            import logging
-
-            logging.getLogger(__name__).warning("no %s loaded from %s: %s", key, name_or_path, error)
-    return loaded
-
-
-class OlaBackbone(Backbone):
-    """Ola-7B through its own package (`ola`).
-
-    Ola is not part of transformers and is not remote code: it is a separate package pinned to transformers 4.x,
-    with separate Whisper and BEATs weights. It cannot share an environment with this package (transformers>=5.3),
-    so this class only checks and explains: extract Ola features in Ola's own environment, write them in the
-    feature-column format (`mllm_balance.features`), or use the native `"qwen2.5-omni:..."` backbone.
-    """
-
-    def __init__(self, name_or_path: str, **kwargs: Any):
-        super().__init__()
-        raise ImportError(ola_unavailable_message(name_or_path))
-
-    @classmethod
-    def from_pretrained(cls, name_or_path: str, **kwargs: Any) -> OlaBackbone:
-        """Raises an `ImportError` that says why Ola cannot run here and what to use instead."""
-        return cls(name_or_path, **kwargs)
-
-    def identity(self) -> dict[str, Any]:  # pragma: no cover - never constructed
-        raise NotImplementedError
-
-    def preprocess_one(self, modality: str, value: Any) -> Any:  # pragma: no cover
-        raise NotImplementedError
-
-    def encode_modality(self, modality: str, items: list[Any]) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
-
-
-def ola_unavailable_message(name_or_path: str) -> str:
-    """Why an Ola backbone cannot be built in this environment."""
-    import importlib.util
-
-    import transformers
-
-    if importlib.util.find_spec("ola") is None:
-        reason = "the `ola` package is not installed"
-    else:
-        reason = (
-            f"the installed `ola` package needs transformers 4.x, but this environment has transformers "
-            f"{transformers.__version__}, which mllm-balance requires"
-        )
-    return (
-        f"Ola backbone {name_or_path!r} is unavailable: {reason}. Ola ships as its own package pinned to "
-        "transformers 4.x (it cannot share an environment with transformers 5): extract its per-modality "
-        "features in Ola's environment and save them in the feature-column format, "
-        "or use the native omni backbone, e.g. 'qwen2.5-omni:Qwen/Qwen2.5-Omni-7B'."
-    )
+__all__ = ["QwenOmniBackbone"]

@@ -7,7 +7,8 @@ from typing import Any
 
 from .base import Backbone
 from .composite import CompositeBackbone
-from .omni import OlaBackbone, QwenOmniBackbone
+from .ola import OlaBackbone
+from .omni import QwenOmniBackbone
 
 BackboneFactory = Callable[..., Backbone]
 _BACKBONES: dict[str, BackboneFactory] = {}

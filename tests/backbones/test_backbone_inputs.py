@@ -123,7 +123,7 @@ def tiny_image_backbone() -> CompositeBackbone:
 
 
 def _text_encoder():
-    from mllm_balance.backbones.encoders import ModalityEncoder
+    from mllm_balance.backbones.encoder_base import ModalityEncoder
 
     class Letters(ModalityEncoder):
         kind, feature_size = "text", 2

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from backbone_helpers import CountingTextBackbone
 
-from mllm_balance.features import FeatureCacheWarning, extract_features, load_feature_cache
+from mllm_balance.feature_cache import FeatureCacheWarning, load_feature_cache
+from mllm_balance.features import extract_features
 
 TEXTS = [f"sample {i} " + "xyz" * (i % 4) for i in range(10)]
 

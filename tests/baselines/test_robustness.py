@@ -81,3 +81,83 @@ def test_accuracy_per_rate_matches_evaluation_at_zero(tmp_path, datasets):
     accuracy = missing_modality_accuracy(trainer, val, rates=(0.0, 0.5), seed=0)
     assert set(accuracy) == {0.0, 0.5}
     assert accuracy[0.0] == pytest.approx(trainer.evaluate(val)["eval_accuracy"])
+
+
+def test_default_seed_is_zero():
+    """`seed` defaults to 0 in the three entry points (the drops of a run are reproducible without naming it)."""
+    present = full(60)
+    np.testing.assert_equal(drop_masks(present, 0.3), drop_masks(present, 0.3, seed=0))
+
+
+def test_integer_presence_masks_give_boolean_masks():
+    """0/1 integer presence arrays are read as booleans, and the result is boolean."""
+    present = {"a": np.ones(40, dtype=np.int64), "b": np.ones(40, dtype=np.int64)}
+    present["b"][:5] = 0
+    masks = drop_masks(present, 0.25, seed=3)
+    expected = drop_masks({m: v.astype(bool) for m, v in present.items()}, 0.25, seed=3)
+    for m in ("a", "b"):
+        assert masks[m].dtype == np.bool_
+        np.testing.assert_array_equal(masks[m], expected[m])
+    # 5 already missing + round(0.25 * 40 * 2) = 20 dropped
+    assert (~np.stack(list(masks.values()))).sum() == 5 + 20
+
+
+def test_samples_without_any_modality_are_named():
+    """A sample with no modality present is refused, and the error lists the first ten such samples."""
+    present = full(6, ("a", "b"))
+    for m in present:
+        present[m][[1, 3]] = False
+    with pytest.raises(ValueError, match=r"samples \[1, 3\] have no modality present"):
+        drop_masks(present, 0.1)
+    many = full(14, ("a", "b"))
+    for m in many:
+        many[m][:12] = False
+    with pytest.raises(ValueError, match=r"samples \[0, 1, 2, 3, 4, 5, 6, 7, 8, 9\] have"):
+        drop_masks(many, 0.0)
+    with pytest.raises(ValueError, match="at least one modality"):
+        drop_masks({}, 0.1)
+
+
+def test_infeasible_rate_error_gives_the_counts():
+    """The refusal of a too-large rate gives the number of entries and the largest share that can go."""
+    # 10 samples x 2 modalities = 20 entries; each keeps one, so at most 10 (50 %) can go
+    with pytest.raises(ValueError, match=r"of the 20 entries .* at most 10 entries \(50%\) can go"):
+        drop_masks(full(10, ("a", "b")), 0.6, seed=0)
+
+
+def test_dropped_dataset_keeps_missing_entries_and_uses_the_seed():
+    """Entries already missing stay missing, and the drops are those of `drop_masks` with the same seed."""
+    from baseline_helpers import features
+
+    from mllm_balance import build_feature_dataset
+
+    x, y = features(30, seed=4)
+    present = {"a": np.ones(30, dtype=bool), "b": np.ones(30, dtype=bool)}
+    present["b"][:6] = False
+    dataset = build_feature_dataset(x, y, present=present)
+    unchanged = drop_modalities(dataset, ["a", "b"], 0.0).with_format("numpy")
+    np.testing.assert_array_equal(unchanged["b_present"], present["b"])
+    for seed in (0, 3):
+        dropped = drop_modalities(dataset, ["a", "b"], 0.3, seed=seed).with_format("numpy")
+        expected = drop_masks(present, 0.3, seed=seed)
+        for m in ("a", "b"):
+            np.testing.assert_array_equal(dropped[f"{m}_present"], expected[m])
+    default = drop_modalities(dataset, ["a", "b"], 0.3).with_format("numpy")
+    np.testing.assert_array_equal(default["b_present"], drop_masks(present, 0.3, seed=0)["b"])
+
+
+def test_accuracy_per_rate_uses_the_seeded_drops(tmp_path, datasets):
+    """Each rate's accuracy is the prediction accuracy on `drop_modalities(..., seed)`; the seed defaults to 0."""
+    _, val = datasets
+    torch.manual_seed(0)
+    config = BalanceConfig(modality_dims={"a": 6, "b": 5}, num_labels=3, hidden_size=8)
+    trainer = BalanceTrainer(model=BalancedModel(config), args=training_args(tmp_path), eval_dataset=val)
+
+    def direct(seed: int) -> float:
+        dropped = drop_modalities(val, ["a", "b"], 0.4, seed=seed)
+        return trainer.predict(dropped, metric_key_prefix="x").metrics["x_accuracy"]
+
+    by_seed = {seed: direct(seed) for seed in (0, 1, 5)}
+    assert len(set(by_seed.values())) > 1  # the seed changes the accuracy of this untrained model
+    assert missing_modality_accuracy(trainer, val, rates=(0.4,), seed=5) == {0.4: pytest.approx(by_seed[5])}
+    assert missing_modality_accuracy(trainer, val, rates=(0.4,)) == {0.4: pytest.approx(by_seed[0])}

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 from PIL import Image
 
-from mllm_balance.pipeline import BalancedClassificationPipeline, parse_sample
+from mllm_balance.pipeline import BalancedClassificationPipeline
+from mllm_balance.pipeline_inputs import parse_sample
 
 MODALITIES = ["text", "image", "audio"]
 
