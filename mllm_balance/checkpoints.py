@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .order_state import ORDER_STATE_NAME
@@ -129,8 +130,6 @@ def _order_state_problems(path: Path, modalities: list[str]) -> list[str]:
 
 
 def _weight_problems(path: Path, expected: dict[str, tuple[int, ...]]) -> list[str]:
-    from safetensors import SafetensorError, safe_open
-
     files = sorted(path.glob("*.safetensors"))
     if not files:
         return ["model.safetensors (the weights) is missing"]

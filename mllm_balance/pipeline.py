@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import Pipeline
+from transformers import AutoModel, Pipeline
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration import INFERENCE_MODES
 from .contributions import modality_contributions
@@ -275,9 +276,6 @@ class BalancedClassificationPipeline(Pipeline):
 
 def register_pipeline() -> None:
     """Register `BalancedClassificationPipeline` as the task `"multimodal-balanced-classification"` (idempotent)."""
-    from transformers import AutoModel
-    from transformers.pipelines import PIPELINE_REGISTRY
-
     current = PIPELINE_REGISTRY.supported_tasks.get(TASK)
     if current is not None and current.get("impl") is BalancedClassificationPipeline:
         return

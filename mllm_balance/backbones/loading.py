@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from accelerate import PartialState
+
+from .base import local_files_revision
 
 QUANTIZATION_CHOICES = (None, "8bit", "4bit")
 
@@ -66,8 +69,6 @@ def per_process_device_map() -> dict[str, Any]:
     Under `accelerate launch` on GPUs each rank gets its own GPU (`PartialState().local_process_index`), which is
     how 8-bit / 4-bit models must be placed with data parallelism; elsewhere the process's device (CPU, MPS, ...).
     """
-    from accelerate import PartialState
-
     state = PartialState()
     if state.device.type == "cuda":
         return {"": state.local_process_index}
@@ -121,7 +122,5 @@ def load_frozen(
 def hub_revision(model: torch.nn.Module, name_or_path: str, revision: str | None) -> str | None:
     """The revision that determines a loaded model's weights: the resolved Hub commit when transformers recorded
     one, else the requested revision, else a hash of a local folder's files."""
-    from .base import local_files_revision
-
     commit = getattr(getattr(model, "config", None), "_commit_hash", None)
     return commit or revision or local_files_revision(name_or_path)

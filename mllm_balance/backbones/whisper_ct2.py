@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from transformers import PreTrainedTokenizerFast, WhisperConfig, WhisperFeatureExtractor, WhisperModel
 
 from ..data.cache import cache_root as package_cache_root
 from .encoders import AudioEncoder
@@ -158,8 +159,6 @@ def ct2_to_hf_state_dict(variables: dict[str, np.ndarray], max_source_positions:
 
 def whisper_config(variables: dict[str, np.ndarray], ct2_config: dict, max_source_positions: int):
     """A `WhisperConfig` matching the CTranslate2 variables' shapes."""
-    from transformers import WhisperConfig
-
     vocab_size, d_model = variables["decoder/embeddings/weight"].shape
     encoder_layers = len(_layer_indices(variables, "encoder"))
     decoder_layers = len(_layer_indices(variables, "decoder"))
@@ -200,8 +199,6 @@ def convert(source: str | Path, output: str | Path, *, chunk_seconds: float = 30
     Returns:
         `Path` of the written folder.
     """
-    from transformers import PreTrainedTokenizerFast, WhisperFeatureExtractor, WhisperModel
-
     source, output = Path(source), Path(output)
     if not float(chunk_seconds).is_integer() or not 1 <= chunk_seconds <= 30:
         raise ValueError(f"chunk_seconds must be a whole number of seconds from 1 to 30, got {chunk_seconds}")

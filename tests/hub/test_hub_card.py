@@ -119,3 +119,12 @@ def test_a_baseline_saves_with_a_card_that_names_its_fusion(tmp_path):
     assert "README.md" in written
     card = (tmp_path / "README.md").read_text()
     assert "| Default inference | late_fusion fusion |" in card
+
+
+def test_the_readme_cites_the_paper_as_the_card_does():
+    from pathlib import Path
+
+    from mllm_balance.model_card import PAPER_CITATION
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert f"```bibtex\n{PAPER_CITATION.strip()}\n```" in readme
