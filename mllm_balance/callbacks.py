@@ -184,7 +184,11 @@ class EpochSummaryCallback(TrainerCallback):
         self._quiet = ExitStack()
         self._quiet.enter_context(quiet_console())
         if state.is_world_process_zero and not args.disable_tqdm:
-            self.training_bar = tqdm(total=state.max_steps, initial=state.global_step, dynamic_ncols=True)
+            # on stdout with the epoch lines: one stream keeps them in order (`accelerate launch` relays a child's
+            # stderr through a thread of its own, so a bar on stderr and lines on stdout can arrive swapped)
+            self.training_bar = tqdm(
+                total=state.max_steps, initial=state.global_step, dynamic_ncols=True, file=sys.stdout
+            )
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.training_bar is not None:
@@ -218,10 +222,8 @@ class EpochSummaryCallback(TrainerCallback):
         if self.training_bar is None:
             print(line, flush=True)
             return
-        # the bar is cleared (and its stream flushed), the line printed and flushed, then the bar redrawn: with
-        # stdout and stderr piped to one file the line never lands inside a bar frame
+        # the bar is cleared, the line printed and flushed, then the bar redrawn, all on stdout
         with tqdm.external_write_mode(file=sys.stdout):
-            self.training_bar.fp.flush()
             print(line, flush=True)
 
 
