@@ -270,6 +270,10 @@ def run_one(method, ablation, seed, lr, data, dataset_name, dims, num_labels, ca
     if ablation:
         extra["ablation"] = ablation
     results = trainer_results(trainer, dataset=dataset_name, method=name, eval_dataset=test, **extra)
+    # the validation split with half its modality entries dropped: what choosing switches for robustness reads
+    results["validation_missing_modality"] = {
+        "0.5": missing_modality_accuracy(trainer, data["validation"], [0.5], seed)[0.5]
+    }
     robust = cargs.robustness_methods
     if cargs.missing_rates and not ablation and ("all" in robust or method in robust):
         results["missing_modality"] = {
@@ -347,7 +351,8 @@ def _execute(task) -> dict:
     per_mod = " ".join(f"{m}={v:.1f}" for m, v in acc["per_modality"].items())
     edm = "n/a" if results["edm"] is None else f"{results['edm']:.1f}"
     print(
-        f"{tag} done in {time.perf_counter() - t0:.1f}s: val {results['validation_accuracy']:.2f}  test fusion "
+        f"{tag} done in {time.perf_counter() - t0:.1f}s: val {results['validation_accuracy']:.2f} "
+        f"(50% missing {results['validation_missing_modality']['0.5']:.2f})  test fusion "
         f"{acc['fusion']:.2f}  {per_mod}  EDM {edm}  (elapsed {time.perf_counter() - start:.0f}s)",
         flush=True,
     )

@@ -158,3 +158,61 @@ def test_auto_classes_load_without_remote_code(tmp_path):
     model.save_pretrained(tmp_path)
     assert isinstance(AutoConfig.from_pretrained(tmp_path), BalanceConfig)
     assert isinstance(AutoModel.from_pretrained(tmp_path), BalancedModel)
+
+
+def hand_states(model: BalancedModel, a: dict[str, torch.Tensor], order) -> list[torch.Tensor]:
+    """Eq. 9-14 written out for one order, honouring the ablation switches: every prefix state h_1 .. h_k."""
+    h = a[order[0]]
+    states = [h]
+    for m in order[1:]:
+        x_hat = model.mapping(h, a[m]) if model.config.use_mapping else a[m]
+        h = model.memory(h, x_hat) if model.config.use_memory else (h + x_hat) / 2
+        states.append(h)
+    return states
+
+
+@pytest.mark.parametrize("hybrid_states", ["final", "all"])
+@pytest.mark.parametrize(
+    "switches",
+    [
+        {},
+        {"use_memory": False},
+        {"use_mapping": False},
+        {"use_mapping": False, "use_memory": False},
+        {"mapping_level": "feature"},
+        {"mapping_at_eval": "batch"},
+    ],
+    ids=["full", "no_memory", "no_mapping", "neither", "feature_mapping", "batch_mapping"],
+)
+def test_hybrid_fusion_is_the_hand_written_chain_mean_in_every_configuration(switches, hybrid_states):
+    # The batched chains take a fast path (each modality mapped and projected once) when the mapping cannot read
+    # the state; every configuration must give the hand-written mean over orders either way.
+    model = three_modality_model(hybrid_states=hybrid_states, **switches)
+    if switches.get("mapping_level") == "feature":  # a running correlation that is not the identity
+        with torch.no_grad():
+            model.mapping.running_correlation.copy_(torch.rand(8, 8, generator=torch.Generator().manual_seed(4)))
+    model.eval()
+    x = features()
+    a = {m: model.adapters[m](x[m]) for m in x}
+    states = []
+    for order in itertools.permutations(["text", "image", "audio"]):
+        chain = hand_states(model, a, order)
+        states += chain if hybrid_states == "all" else chain[-1:]
+    expected = torch.stack(states).mean(0)
+    torch.testing.assert_close(model(x).fused, expected)
+
+
+def test_subset_logits_names_an_unknown_modality():
+    model = three_modality_model().eval()
+    known = r"known: \['text', 'image', 'audio'\]"
+    with pytest.raises(ValueError, match=r"subset names unknown modalities \['video'\]; " + known):
+        model.subset_logits(features(), [("text",), ("text", "video")])
+
+
+def test_sampled_hybrid_orders_are_pinned():
+    # a saved model predicts with these orders: a change of the sampling would change its predictions
+    from mllm_balance.hybrid_fusion import hybrid_orders
+
+    five = list("abcde")
+    assert hybrid_orders(five, five, 3, 0) == [tuple("abcde"), tuple("abced"), tuple("baecd")]
+    assert hybrid_orders(five, list("ecab"), 3, 7) == [tuple("abce"), tuple("beac"), tuple("acbe")]

@@ -181,3 +181,19 @@ def test_exact_matches_brute_force_over_all_orders():
 def test_edm_treats_rounding_noise_as_zero():
     with pytest.warns(UserWarning, match="undefined"):
         assert math.isnan(equilibrium_deviation({"a": 4e-16, "b": 0.0}))
+
+
+def test_coalitions_needed_defaults_are_the_estimators_defaults():
+    # the trainer scores coalitions_needed(...) in one pass, then the estimator asks for its own: with the
+    # defaults of both, they must be the same coalitions (12 players: the prefixes depend on seed and count)
+    asked = set()
+
+    def v(s):
+        asked.add(s)
+        return float(len(s))
+
+    players = [f"m{i}" for i in range(12)]
+    shapley_values(v, players, method="permutation")
+    assert asked == set(coalitions_needed(players, method="permutation"))
+    assert asked != set(coalitions_needed(players, method="permutation", seed=1))
+    assert asked != set(coalitions_needed(players, method="permutation", num_permutations=201))

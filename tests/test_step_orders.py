@@ -3,6 +3,7 @@ presets, and the `paper` preset's seeded results."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from feature_helpers import make_args, make_features
@@ -127,6 +128,8 @@ def test_confidence_weighting_is_the_entropy_weighted_mean_over_orders():
     torch.testing.assert_close(model(x).fused, (w * states).sum(0))
     mean = two_modality_model(hybrid_states="final").eval()
     torch.testing.assert_close(mean(x).fused, states.mean(0))  # same weights (seeded), plain mean
+    one = {m: v[:1] for m, v in x.items()}  # a batch of one sample is weighted the same way
+    torch.testing.assert_close(model(one).fused, (w * states).sum(0)[:1])
 
 
 def test_presets_and_switches_round_trip(tmp_path):
@@ -191,3 +194,75 @@ def test_recipe_flag_selects_the_preset_and_flags_still_override_it(tmp_path):
     config.write_text("preset: paper\n")
     _, model_args, args = parse_recipe_args(str(config), base)
     assert model_args.preset == "paper" and args.step_orders == "shapley"
+
+
+def test_paper_step_without_labels_or_without_the_active_modality():
+    model = two_modality_model()
+    x, y = batch()
+    assert model(x, order=["image", "text"], active_modality="text").loss is None
+    # nobody in the batch has text: a zero loss that is finite and touches no weight
+    mask = {"text": torch.zeros(6, dtype=torch.bool)}
+    out = model(x, labels=y, modality_mask=mask, order=["image", "text"], active_modality="text")
+    assert out.loss.item() == 0.0
+    assert not out.loss.requires_grad
+
+
+def test_paper_step_on_a_batch_of_one_modality():
+    model = two_modality_model()
+    x, y = batch()
+    out = model({"text": x["text"]}, labels=y, order=["image", "text"], active_modality="text")
+    torch.testing.assert_close(out.loss, F.cross_entropy(model.classifier(model.adapters["text"](x["text"])), y))
+
+
+def test_alternating_step_defaults_to_the_paper_step_and_names_bad_modalities():
+    from mllm_balance.alternating import alternating_step, paper_step
+
+    model = two_modality_model()
+    x, y = batch()
+    present = {m: torch.ones(6, dtype=torch.bool) for m in x}
+    got = alternating_step(model, x, present, y, ["image", "text"], "text")
+    want = paper_step(model, x, present, y, ["image", "text"], "text")
+    torch.testing.assert_close(got[1], want[1])
+    torch.testing.assert_close(got[0], want[0])
+    with pytest.raises(ValueError, match="active_modality 'audio' is not one of"):
+        alternating_step(model, x, present, y, ["image", "text"], "audio")
+    with pytest.raises(ValueError, match=r"active_modality 'text' is not in the order \['image'\]"):
+        alternating_step(model, x, present, y, ["image"], "text")
+
+
+def test_all_orders_step_without_labels_and_a_bad_step_orders():
+    model = two_modality_model()
+    x, y = batch()
+    out = model(x, order=["image", "text"], active_modality="text", step_orders="all")
+    assert out.loss is None
+    with_labels = model(x, labels=y, order=["image", "text"], active_modality="text", step_orders="all")
+    torch.testing.assert_close(out.logits, with_labels.logits)
+    with pytest.raises(ValueError, match="step_orders must be one of .*got 'every'"):
+        model(x, labels=y, order=["image", "text"], active_modality="text", step_orders="every")
+
+
+def test_all_orders_step_over_two_presence_groups_is_their_row_weighted_mean():
+    torch.manual_seed(0)
+    model = BalancedModel(BalanceConfig(modality_dims={"a": 3, "b": 2, "c": 4}, num_labels=2, hidden_size=4)).train()
+    g = torch.Generator().manual_seed(1)
+    x = {"a": torch.randn(7, 3, generator=g), "b": torch.randn(7, 2, generator=g), "c": torch.randn(7, 4, generator=g)}
+    y = torch.tensor([0, 1, 1, 0, 1, 0, 0])
+    has_c = torch.tensor([True, False, True, True, False, True, False])  # groups {a, b, c} (4 rows), {a, b} (3)
+    mask = {"c": has_c}
+    kwargs = {"order": ["a", "b", "c"], "active_modality": "b", "step_orders": "all", "unimodal_loss_weight": 0.5}
+    out = model(x, labels=y, modality_mask=mask, **kwargs)
+    parts = []
+    for rows, mods in ((has_c.nonzero().flatten(), "abc"), ((~has_c).nonzero().flatten(), "ab")):
+        part = model({m: x[m][rows] for m in mods}, labels=y[rows], **kwargs)  # the group alone
+        torch.testing.assert_close(out.logits[rows], part.logits)
+        parts.append(part.loss * len(rows))
+    torch.testing.assert_close(out.loss, sum(parts) / 7)
+    assert model(x, modality_mask=mask, **kwargs).loss is None  # no labels: no loss, with the unimodal term too
+
+
+def test_all_orders_step_when_nobody_has_the_active_modality():
+    model = two_modality_model()
+    x, y = batch()
+    mask = {"text": torch.zeros(6, dtype=torch.bool)}
+    out = model(x, labels=y, modality_mask=mask, order=["image", "text"], active_modality="text", step_orders="all")
+    assert out.loss.item() == 0.0

@@ -146,6 +146,9 @@ def test_compare_recipe_end_to_end(tmp_path, capsys):
     assert runs[2]["learning_rate"] == saved["chosen_learning_rate"]["ours"]
     assert all(1 <= r["selected_epoch"] <= 2 and r["selection"] == "best_val" for r in runs)
     assert set(runs[0]["missing_modality"]) == {"0.0", "0.5"} and "order_analysis" in runs[0]
+    # every run (ablations too) records its validation accuracy with half the modality entries dropped
+    assert all(set(r["validation_missing_modality"]) == {"0.5"} for r in runs)
+    assert all(0 <= r["validation_missing_modality"]["0.5"] <= 100 for r in runs)
     tables = (out / "tables.md").read_text()
     assert "Table 1" in tables and "Table 2" in tables and "Table 4" in tables and "Figure 5" in tables
     assert "Protocol (the same for every method)" in tables and "Learning-rate sweep" in tables
