@@ -95,6 +95,24 @@ def test_unknown_modality_in_features_and_samples_with_nothing_present(tiny_conf
         model({"a": torch.zeros(2, 6)}, modality_mask={"a": torch.tensor([True, False])})
 
 
+@pytest.mark.parametrize("features", [{}, torch.zeros(2, 6), [torch.zeros(2, 6)]], ids=["empty", "tensor", "list"])
+def test_features_that_are_not_a_non_empty_dict(tiny_config, features):
+    model = BalancedModel(tiny_config)
+    with pytest.raises(ValueError, match=r"features must be a non-empty dict \{modality: Tensor\[B, D_m\]\}"):
+        model(features)
+    with pytest.raises(ValueError, match="features must be a non-empty dict"):
+        model.check_inputs(features)
+
+
+def test_check_inputs_checks_values_unless_told_not_to(tiny_config):
+    model = BalancedModel(tiny_config)
+    bad = {"a": torch.full((2, 6), float("nan"))}
+    with pytest.raises(ValueError, match="NaN or inf"):
+        model.check_inputs(bad)  # the default checks the values
+    present, batch = model.check_inputs(bad, check_values=False)
+    assert batch == 2 and present["a"].tolist() == [True, True]
+
+
 def test_shapley_schedule_needs_an_eval_set(tmp_path, tiny_config, tiny_datasets):
     with pytest.raises(ValueError, match="pass eval_dataset"):
         trainer(tmp_path, tiny_config, tiny_datasets[0], None)
