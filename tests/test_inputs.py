@@ -113,6 +113,36 @@ def test_check_inputs_checks_values_unless_told_not_to(tiny_config):
     assert batch == 2 and present["a"].tolist() == [True, True]
 
 
+def test_batch_sizes_and_mask_lengths_are_named(tiny_config):
+    model = BalancedModel(tiny_config)
+    with pytest.raises(ValueError, match="feature 'b' has batch size 3, others have 2"):
+        model({"a": torch.zeros(2, 6), "b": torch.zeros(3, 5)})
+    with pytest.raises(ValueError, match=r"modality_mask\['b'\] has 3 entries for a batch of 2"):
+        model({"a": torch.zeros(2, 6), "b": torch.zeros(2, 5)}, modality_mask={"b": torch.ones(3, dtype=torch.bool)})
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.float32, torch.uint8])
+def test_a_mask_of_zeros_and_ones_of_any_dtype_is_read_as_bool(tiny_config, dtype):
+    model = BalancedModel(tiny_config).eval()
+    x = {"a": torch.randn(4, 6), "b": torch.randn(4, 5)}
+    x["b"][1] = float("nan")  # a missing entry's values never matter
+    bool_mask = {"b": torch.tensor([True, False, True, False])}
+    expected = model(x, modality_mask=bool_mask).logits
+    assert torch.isfinite(expected).all()
+    torch.testing.assert_close(model(x, modality_mask={"b": bool_mask["b"].to(dtype)}).logits, expected)
+
+
+def test_bad_rows_are_listed_up_to_ten(tiny_config):
+    model = BalancedModel(tiny_config)
+    x = {"a": torch.zeros(12, 6), "b": torch.zeros(12, 5)}
+    x["a"][:, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"present samples \[0, 1, 2, 3, 4, 5, 6, 7, 8, 9\]$"):
+        model(x)
+    nobody = {m: torch.zeros(12, dtype=torch.bool) for m in ("a", "b")}
+    with pytest.raises(ValueError, match=r"samples \[0, 1, 2, 3, 4, 5, 6, 7, 8, 9\] have no modality present"):
+        model({"a": torch.zeros(12, 6), "b": torch.zeros(12, 5)}, modality_mask=nobody)
+
+
 def test_shapley_schedule_needs_an_eval_set(tmp_path, tiny_config, tiny_datasets):
     with pytest.raises(ValueError, match="pass eval_dataset"):
         trainer(tmp_path, tiny_config, tiny_datasets[0], None)
