@@ -93,11 +93,9 @@ class BalancedModel(FeatureClassifier):
     def hybrid_orders(self, present: Sequence[str]) -> list[tuple[str, ...]]:
         """Orders hybrid-order fusion averages for a sample whose present modalities are `present`
         ([`~mllm_balance.hybrid_fusion.hybrid_orders`] of the last training order, cached)."""
-        key = (tuple(sorted(present)), tuple(m for m in self.train_order if m in present))
+        key = tuple(m for m in self.train_order if m in present)  # the set and the order it is drawn from
         if key not in self._order_cache:
-            self._order_cache[key] = hybrid_orders(
-                self.train_order, present, self.config.max_orders, self.config.order_seed
-            )
+            self._order_cache[key] = hybrid_orders(key, key, self.config.max_orders, self.config.order_seed)
         return self._order_cache[key]
 
     # ------------------------------------------------------------------ chain

@@ -8,6 +8,7 @@ import torch
 from datasets import Dataset
 
 from mllm_balance import (
+    BalanceConfig,
     BalanceDataCollator,
     BalancedModel,
     BalanceTrainer,
@@ -119,6 +120,22 @@ def test_batch_sizes_and_mask_lengths_are_named(tiny_config):
         model({"a": torch.zeros(2, 6), "b": torch.zeros(3, 5)})
     with pytest.raises(ValueError, match=r"modality_mask\['b'\] has 3 entries for a batch of 2"):
         model({"a": torch.zeros(2, 6), "b": torch.zeros(2, 5)}, modality_mask={"b": torch.ones(3, dtype=torch.bool)})
+
+
+def test_label_counts_and_many_bad_labels_are_named():
+    model = BalancedModel(BalanceConfig(modality_dims={"a": 6}, num_labels=2, hidden_size=4))
+    with pytest.raises(ValueError, match="labels have 3 entries for a batch of 2"):
+        model({"a": torch.zeros(2, 6)}, labels=torch.tensor([0, 1, 1]))
+    bad = torch.arange(2, 14)  # twelve labels outside 0..1: the first ten are named
+    first_ten = r"labels \[2, 3, 4, 5, 6, 7, 8, 9, 10, 11\]"
+    with pytest.raises(ValueError, match=first_ten + r" are outside the label set 0\.\.1$"):
+        model({"a": torch.zeros(12, 6)}, labels=bad)
+
+
+def test_the_adapters_take_the_configured_dropout():
+    config = BalanceConfig(modality_dims={"a": 6, "b": 5}, num_labels=2, hidden_size=4, adapter_dropout=0.3)
+    model = BalancedModel(config)
+    assert [model.adapters[m].dropout.p for m in ("a", "b")] == [0.3, 0.3]
 
 
 @pytest.mark.parametrize("dtype", [torch.int64, torch.float32, torch.uint8])
