@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -25,11 +25,6 @@ def accuracy_metrics(eval_pred: EvalPrediction) -> dict[str, float]:
     """Fusion accuracy in percent, as the paper's tables report it."""
     logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
     return {"accuracy": float((np.asarray(logits).argmax(-1) == np.asarray(eval_pred.label_ids)).mean() * 100)}
-
-
-def coalition_key(coalition: Iterable[str], order: Sequence[str]) -> str:
-    """Readable key of a coalition, modalities in `order` joined with `+` (`""` for the empty one)."""
-    return "+".join(m for m in order if m in set(coalition))
 
 
 class NonFiniteTrainingError(FloatingPointError):
@@ -353,4 +348,4 @@ def _numpy_view(dataset, config):
     return dataset.with_format("numpy", columns=[c for c in wanted if c in dataset.column_names])
 
 
-__all__ = ["BalanceTrainer", "NonFiniteTrainingError", "accuracy_metrics", "coalition_key"]
+__all__ = ["BalanceTrainer", "NonFiniteTrainingError", "accuracy_metrics"]

@@ -54,9 +54,15 @@ def test_non_finite_weights_are_not_saved(trainer, tmp_path):
         next(trainer.model.parameters()).fill_(float("nan"))
     name = next(iter(trainer.model.trainable_state_dict()))
     out = os.path.join(tmp_path, "saved")
-    with pytest.raises(NonFiniteTrainingError, match=rf"the weights \['{name}'"):
-        trainer.save_model(out)
+    with pytest.raises(NonFiniteTrainingError, match=rf"the weights \['{name}'.* are NaN or infinite at epoch 1, step"):
+        trainer.save_model(out)  # before training: epoch 1
     assert not os.path.exists(os.path.join(out, "config.json"))
+    trainer.state.epoch = 2.0  # the Trainer's count when no order was recorded: two epochs done
+    with pytest.raises(NonFiniteTrainingError, match="at epoch 3, step"):
+        trainer.save_model(out)
+    trainer.order_state.order_history.extend([["a", "b"]] * 4)  # the order history counts the epochs begun
+    with pytest.raises(NonFiniteTrainingError, match="at epoch 4, step"):
+        trainer.save_model(out)
 
 
 def test_saved_config_holds_the_order_and_shapley_history(trainer, tmp_path):
