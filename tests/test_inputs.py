@@ -99,7 +99,7 @@ def test_unknown_modality_in_features_and_samples_with_nothing_present(tiny_conf
 @pytest.mark.parametrize("features", [{}, torch.zeros(2, 6), [torch.zeros(2, 6)]], ids=["empty", "tensor", "list"])
 def test_features_that_are_not_a_non_empty_dict(tiny_config, features):
     model = BalancedModel(tiny_config)
-    with pytest.raises(ValueError, match=r"features must be a non-empty dict \{modality: Tensor\[B, D_m\]\}"):
+    with pytest.raises(ValueError, match=r"^features must be a non-empty dict \{modality: Tensor\[B, D_m\]\}$"):
         model(features)
     with pytest.raises(ValueError, match="features must be a non-empty dict"):
         model.check_inputs(features)
