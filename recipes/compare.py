@@ -270,10 +270,12 @@ def run_one(method, ablation, seed, lr, data, dataset_name, dims, num_labels, ca
     if ablation:
         extra["ablation"] = ablation
     results = trainer_results(trainer, dataset=dataset_name, method=name, eval_dataset=test, **extra)
-    # the validation split with half its modality entries dropped: what choosing switches for robustness reads
-    results["validation_missing_modality"] = {
-        "0.5": missing_modality_accuracy(trainer, data["validation"], [0.5], seed)[0.5]
-    }
+    if cargs.missing_rates and max(cargs.missing_rates) > 0:
+        # the validation split at the largest drop rate, for every run: what choosing switches for robustness reads
+        rate = max(cargs.missing_rates)
+        results["validation_missing_modality"] = {
+            f"{rate:.1f}": missing_modality_accuracy(trainer, data["validation"], [rate], seed)[rate]
+        }
     robust = cargs.robustness_methods
     if cargs.missing_rates and not ablation and ("all" in robust or method in robust):
         results["missing_modality"] = {
@@ -350,10 +352,13 @@ def _execute(task) -> dict:
     acc = results["accuracy"]
     per_mod = " ".join(f"{m}={v:.1f}" for m, v in acc["per_modality"].items())
     edm = "n/a" if results["edm"] is None else f"{results['edm']:.1f}"
+    val_missing = "".join(
+        f" ({float(rate):.0%} missing {acc_:.2f})"
+        for rate, acc_ in results.get("validation_missing_modality", {}).items()
+    )
     print(
-        f"{tag} done in {time.perf_counter() - t0:.1f}s: val {results['validation_accuracy']:.2f} "
-        f"(50% missing {results['validation_missing_modality']['0.5']:.2f})  test fusion "
-        f"{acc['fusion']:.2f}  {per_mod}  EDM {edm}  (elapsed {time.perf_counter() - start:.0f}s)",
+        f"{tag} done in {time.perf_counter() - t0:.1f}s: val {results['validation_accuracy']:.2f}{val_missing}  "
+        f"test fusion {acc['fusion']:.2f}  {per_mod}  EDM {edm}  (elapsed {time.perf_counter() - start:.0f}s)",
         flush=True,
     )
     return results
