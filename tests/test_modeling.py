@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from mllm_balance import BalanceConfig, BalancedModel
+from mllm_balance.hybrid_fusion import hybrid_orders
 
 
 def three_modality_model(**overrides) -> BalancedModel:
@@ -211,8 +212,6 @@ def test_subset_logits_names_an_unknown_modality():
 
 def test_sampled_hybrid_orders_are_pinned():
     # a saved model predicts with these orders: a change of the sampling would change its predictions
-    from mllm_balance.hybrid_fusion import hybrid_orders
-
     five = list("abcde")
     assert hybrid_orders(five, five, 3, 0) == [tuple("abcde"), tuple("abced"), tuple("baecd")]
     assert hybrid_orders(five, list("ecab"), 3, 7) == [tuple("abce"), tuple("beac"), tuple("acbe")]

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from feature_helpers import make_args, make_features
 
 from mllm_balance import BalanceConfig, BalancedModel, BalanceTrainer, BalanceTrainingArguments, build_feature_dataset
+from mllm_balance.alternating import alternating_step, paper_step
 from mllm_balance.presets import PRESETS, get_preset
 
 
@@ -215,8 +216,6 @@ def test_paper_step_on_a_batch_of_one_modality():
 
 
 def test_alternating_step_defaults_to_the_paper_step_and_names_bad_modalities():
-    from mllm_balance.alternating import alternating_step, paper_step
-
     model = two_modality_model()
     x, y = batch()
     present = {m: torch.ones(6, dtype=torch.bool) for m in x}
