@@ -10,6 +10,7 @@ from .plots import plot_feature_distributions, plot_method_contributions, plot_o
 from .tables import (
     ablation_table,
     comparison_table,
+    headline_table,
     order_table,
     robustness_table,
     summary_table,
@@ -40,7 +41,8 @@ def write_report(
     sections = [f"# Comparison on {dataset}\n" if dataset else "# Comparison\n"]
     if protocol:
         sections.append(protocol)
-    sections += ["## Table 1: unimodal and fusion accuracy, EDM\n", comparison_table(results, methods)]
+    sections += ["## Summary: every method against the best baseline\n", headline_table(results, methods)]
+    sections += ["\n## Table 1: unimodal and fusion accuracy, EDM\n", comparison_table(results, methods)]
     sections += ["\n## Per method\n", summary_table(results, methods)]
     for heading, table in (
         ("Table 2: ablations", ablation_table(results)),

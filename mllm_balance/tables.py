@@ -154,11 +154,67 @@ def robustness_table(results: Sequence[Mapping[str, Any]], methods: Sequence[str
     return _table(header, rows)
 
 
-def _missing(result: Mapping[str, Any], rate: float) -> float | None:
-    for k, v in result["missing_modality"].items():
+def _missing(result: Mapping[str, Any], rate: float, key: str = "missing_modality") -> float | None:
+    for k, v in (result.get(key) or {}).items():
         if abs(float(k) - rate) < 1e-9:
             return v
     return None
+
+
+OUR_METHODS = ("ours", "paper")
+
+
+def headline_table(results: Sequence[Mapping[str, Any]], methods: Sequence[str] | None = None) -> str:
+    """One row per method: learning rate, each modality alone, fusion, EDM and the accuracy at the largest missing
+    rate, both the mean over the drop draws (`missing_modality_mean`) and the single first draw
+    (`missing_modality`); then one line per column saying how far `ours` is from the best baseline (every method
+    but `ours` and `paper`). Bold: `ours` and the best baseline of the fusion and missing columns."""
+    groups = group_runs(main_runs(results))
+    methods = [m for m in (methods or list(groups)) if m in groups]
+    if not methods:
+        return ""
+    mods = run_modalities([r for m in methods for r in groups[m]])
+    runs = [r for m in methods for r in groups[m]]
+    rates = sorted({float(k) for r in runs for k in r.get("missing_modality") or {}})
+    rate = rates[-1] if rates and rates[-1] > 0 else None
+    draws = max((int(r.get("missing_draws") or 1) for r in runs), default=1)
+    columns: dict[str, Any] = {"fusion": lambda r: r["accuracy"]["fusion"]}
+    if rate is not None:
+        if draws > 1:
+            mean_key = "missing_modality_mean"
+            columns[f"{rate:.0%} missing (mean of {draws} draws)"] = lambda r: _missing(r, rate, mean_key)
+        columns[f"{rate:.0%} missing (one draw)"] = lambda r: _missing(r, rate)
+    best = {
+        col: _best({m: mean_std(get(r) for r in groups[m])[0] for m in methods if m not in OUR_METHODS}, max)
+        for col, get in columns.items()
+    }
+    header = ["Method", "lr", *(f"{mod} alone" for mod in mods), "fusion", "EDM", *list(columns)[1:]]
+    rows = []
+    for m in methods:
+        lrs = sorted({float(r["learning_rate"]) for r in groups[m] if r.get("learning_rate") is not None})
+        row = [display_name(m), "/".join(f"{lr:g}" for lr in lrs) or "-"]
+        row += [format_cell((r["accuracy"]["per_modality"].get(mod) for r in groups[m]), 1) for mod in mods]
+        for col, get in columns.items():
+            cell = format_cell(get(r) for r in groups[m])
+            if col == "fusion":
+                cell = [cell, format_cell((run_edm(r) for r in groups[m]), 1)]
+            bold = m == "ours" or m == best[col]
+            cells = cell if isinstance(cell, list) else [cell]
+            cells[0] = f"**{cells[0]}**" if bold and cells[0] != "n/a" else cells[0]
+            row += cells
+        rows.append(row)
+    lines = [_table(header, rows)]
+    if "ours" in groups:
+        for col, get in columns.items():
+            if best[col] is None:
+                continue
+            ours = mean_std(get(r) for r in groups["ours"])[0]
+            other = mean_std(get(r) for r in groups[best[col]])[0]
+            if math.isfinite(ours) and math.isfinite(other):
+                lines.append(
+                    f"{col}: {display_name('ours')} − best baseline ({display_name(best[col])}) = {ours - other:+.2f}\n"
+                )
+    return "\n".join(lines)
 
 
 def order_table(results: Sequence[Mapping[str, Any]], method: str = "ours") -> str:
@@ -191,6 +247,8 @@ def flat_rows(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             row[f"edm_{m}"] = v
         for k, v in (r.get("missing_modality") or {}).items():
             row[f"missing_{k}"] = v
+        for k, v in (r.get("missing_modality_mean") or {}).items():
+            row[f"missing_mean_{k}"] = v
         for k, v in (r.get("order_analysis") or {}).items():
             if not isinstance(v, dict):
                 row[f"order_{k}"] = v
@@ -221,5 +279,6 @@ __all__ = [
     "sweep_table",
     "order_table",
     "flat_rows",
+    "headline_table",
     "write_csv",
 ]

@@ -16,7 +16,7 @@ from datasets import DatasetDict
 from mllm_balance import build_feature_dataset
 from mllm_balance.plots import pca_2d, plot_feature_distributions, plot_method_contributions, plot_order_upper_bound
 from mllm_balance.runs import format_cell
-from mllm_balance.tables import ablation_table, comparison_table, robustness_table
+from mllm_balance.tables import ablation_table, comparison_table, headline_table, robustness_table
 
 PNG = b"\x89PNG"
 
@@ -74,6 +74,37 @@ def test_ablation_and_robustness_tables():
     robust = robustness_table(RESULTS)
     assert robust.splitlines()[0] == "| Model | 0% | 50% |"
     assert "| Concat | 84.00 ± 0.00 | 51.00 ± 1.41 |" in robust
+
+
+def test_headline_table_against_the_best_baseline():
+    """Hand-computed means: the best baseline is picked per column among baselines only (never `paper`), the mean
+    over draws and the single draw are separate columns, and the closing lines give ours minus that baseline."""
+    phi = {"text": 30.0, "image": 10.0}
+
+    def r(method, seed, fusion, mean, one, lr):
+        return run(method, seed, fusion, 70.0 + seed, 50.0, phi, learning_rate=lr, missing_draws=10,
+                   missing_modality={"0.0": fusion, "0.5": one}, missing_modality_mean={"0.5": mean})  # fmt: skip
+
+    results = [
+        r("ours", 0, 84.0, 68.0, 66.0, 0.003), r("ours", 1, 85.0, 69.0, 67.0, 0.003),
+        r("paper", 0, 90.0, 90.0, 90.0, 0.01), r("paper", 1, 90.0, 90.0, 90.0, 0.01),
+        r("mla", 0, 84.0, 67.0, 69.0, 0.01), r("mla", 1, 84.0, 68.0, 68.0, 0.01),
+        r("late_fusion", 0, 83.0, 68.5, 70.0, 0.001), r("late_fusion", 1, 83.0, 68.5, 69.0, 0.001),
+    ]  # fmt: skip
+    table = headline_table(results)
+    header, _, ours, paper, mla, late = table.splitlines()[:6]
+    assert header == (
+        "| Method | lr | text alone | image alone | fusion | EDM | 50% missing (mean of 10 draws) | "
+        "50% missing (one draw) |"
+    )
+    assert ours.startswith("| Ours | 0.003 | 70.5 ± 0.7 | 50.0 ± 0.0 | **84.50 ± 0.71** |")
+    assert ours.endswith("| **68.50 ± 0.71** | **66.50 ± 0.71** |")
+    assert "**" not in paper  # the paper's method is not a baseline, however good
+    assert mla.startswith("| MLA | 0.01 |") and "| **84.00 ± 0.00** |" in mla and "68.50 ± 0.71 |" in mla
+    assert late.endswith("| **68.50 ± 0.00** | **69.50 ± 0.71** |")
+    assert "fusion: Ours − best baseline (MLA) = +0.50" in table
+    assert "50% missing (mean of 10 draws): Ours − best baseline (Late Fusion) = +0.00" in table
+    assert "50% missing (one draw): Ours − best baseline (Late Fusion) = -3.00" in table
 
 
 def test_plots_are_written(tmp_path):
@@ -146,12 +177,16 @@ def test_compare_recipe_end_to_end(tmp_path, capsys):
     assert runs[2]["learning_rate"] == saved["chosen_learning_rate"]["ours"]
     assert all(1 <= r["selected_epoch"] <= 2 and r["selection"] == "best_val" for r in runs)
     assert set(runs[0]["missing_modality"]) == {"0.0", "0.5"} and "order_analysis" in runs[0]
+    # the largest rate is also averaged over 10 draws (the default); ablations score no test robustness
+    assert set(runs[0]["missing_modality_mean"]) == {"0.5"} and runs[0]["missing_draws"] == 10
+    assert "missing_modality_mean" not in runs[2]
     # every run (ablations too) records its validation accuracy with half the modality entries dropped
     assert all(set(r["validation_missing_modality"]) == {"0.5"} for r in runs)
     assert all(0 <= r["validation_missing_modality"]["0.5"] <= 100 for r in runs)
     tables = (out / "tables.md").read_text()
     assert "Table 1" in tables and "Table 2" in tables and "Table 4" in tables and "Figure 5" in tables
     assert "Protocol (the same for every method)" in tables and "Learning-rate sweep" in tables
+    assert "averaged over 10 draws of the drops" in tables and "| 50% missing (mean of 10 draws) |" in tables
     for name in ("fig3_contributions.png", "fig4_features.png", "fig5_orders.png", "results.csv"):
         assert (out / name).stat().st_size > 0
     assert set(result["written"]) >= {"fig3", "fig4", "fig5", "tables", "csv"}

@@ -8,7 +8,13 @@ import torch
 from baseline_helpers import training_args
 
 from mllm_balance import BalanceConfig, BalancedModel, BalanceTrainer
-from mllm_balance.robustness import DEFAULT_DROP_RATES, drop_masks, drop_modalities, missing_modality_accuracy
+from mllm_balance.robustness import (
+    DEFAULT_DROP_RATES,
+    draw_seed,
+    drop_masks,
+    drop_modalities,
+    missing_modality_accuracy,
+)
 
 
 def full(n: int, mods=("a", "b", "c")) -> dict[str, np.ndarray]:
@@ -161,3 +167,30 @@ def test_accuracy_per_rate_uses_the_seeded_drops(tmp_path, datasets):
     assert len(set(by_seed.values())) > 1  # the seed changes the accuracy of this untrained model
     assert missing_modality_accuracy(trainer, val, rates=(0.4,), seed=5) == {0.4: pytest.approx(by_seed[5])}
     assert missing_modality_accuracy(trainer, val, rates=(0.4,)) == {0.4: pytest.approx(by_seed[0])}
+
+
+def test_draws_average_explicit_masked_calls(tmp_path, datasets):
+    """`draws=k` is the mean of the accuracies on the drops of `draw_seed(seed, j)`, j < k; its first draw is the
+    single draw, the other draws differ from it, and rate 0 is scored once."""
+    _, val = datasets
+    torch.manual_seed(0)
+    config = BalanceConfig(modality_dims={"a": 6, "b": 5}, num_labels=3, hidden_size=8)
+    trainer = BalanceTrainer(model=BalancedModel(config), args=training_args(tmp_path), eval_dataset=val)
+
+    def direct(seed) -> float:
+        dropped = drop_modalities(val, ["a", "b"], 0.5, seed=seed)
+        return trainer.predict(dropped, metric_key_prefix="x").metrics["x_accuracy"]
+
+    assert draw_seed(3, 0) == 3 and draw_seed(3, 2) == [3, 2]
+    by_draw = [direct(draw_seed(3, j)) for j in range(4)]
+    assert len(set(by_draw)) > 1  # the draws differ on this untrained model
+    got = missing_modality_accuracy(trainer, val, rates=(0.0, 0.5), seed=3, draws=4)
+    assert got[0.5] == pytest.approx(sum(by_draw) / 4)
+    assert missing_modality_accuracy(trainer, val, rates=(0.5,), seed=3)[0.5] == pytest.approx(by_draw[0])
+    calls = []
+    original = trainer.predict
+    trainer.predict = lambda *a, **k: calls.append(1) or original(*a, **k)
+    assert got[0.0] == pytest.approx(missing_modality_accuracy(trainer, val, rates=(0.0,), seed=3, draws=4)[0.0])
+    assert len(calls) == 1
+    with pytest.raises(ValueError, match="draws must be at least 1, got 0"):
+        missing_modality_accuracy(trainer, val, rates=(0.5,), draws=0)
