@@ -131,6 +131,10 @@ class BalanceConfig(FeatureClassifierConfig):
             Ablation switch: `False` feeds the incoming adapter output to the memory unmapped.
         use_memory (`bool`, *optional*, defaults to `True`):
             Ablation switch: `False` replaces the memory unit by `h' = (h + x_hat) / 2`.
+        memory_residual (`bool`, *optional*, defaults to `True`):
+            Add the state back after the memory unit, `h' = h + o * tanh(c)` (Eq. 14 is `h' = o * tanh(c)`), so a
+            fused state stays in the space of the unimodal states that the shared classifier also scores. The
+            `paper` preset turns it off.
         inference_mode (`str`, *optional*, defaults to `"hybrid"`):
             Eval-mode fusion: `"hybrid"` (Algorithm 1), `"train_order"` or `"entropy"` (MLA-style weighting).
         hybrid_weighting (`str`, *optional*, defaults to `"mean"`):
@@ -154,6 +158,7 @@ class BalanceConfig(FeatureClassifierConfig):
     mapping_momentum: float | int = 0.1
     use_mapping: bool = True
     use_memory: bool = True
+    memory_residual: bool = True
     inference_mode: str = "hybrid"
     hybrid_weighting: str = "mean"
     hybrid_states: str = "all"

@@ -78,7 +78,7 @@ class BalancedModel(FeatureClassifier):
             normalize=config.mapping_normalize,
             momentum=config.mapping_momentum,
         )
-        self.memory = ModalityMemory(config.hidden_size)
+        self.memory = ModalityMemory(config.hidden_size, residual=config.memory_residual)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self._order_cache: dict[tuple[tuple[str, ...], tuple[str, ...]], list[tuple[str, ...]]] = {}
         self.post_init()

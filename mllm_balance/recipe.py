@@ -92,6 +92,7 @@ class ModelArguments:
     mapping_normalize: bool = field(default=True, metadata={"help": "Columns of C sum to 1 (a weighted mean)."})
     use_mapping: bool = field(default=True, metadata={"help": "Ablation: False removes the mapping."})
     use_memory: bool = field(default=True, metadata={"help": "Ablation: False removes the memory unit."})
+    memory_residual: bool = field(default=True, metadata={"help": "Add the state back after the memory unit."})
     inference_mode: str = field(default="hybrid", metadata={"help": "hybrid, train_order or entropy."})
     hybrid_weighting: str = field(default="mean", metadata={"help": "Hybrid fusion over orders: mean or confidence."})
     hybrid_states: str = field(default="all", metadata={"help": "States hybrid fusion averages: all or final."})

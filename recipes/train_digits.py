@@ -34,6 +34,7 @@ class ModelArguments:
     preset: str = field(default="default", metadata={"help": "Method preset: 'default' or 'paper'."})
     hybrid_states: str = field(default="all", metadata={"help": "States hybrid fusion averages: all or final."})
     hybrid_weighting: str = field(default="mean", metadata={"help": "Hybrid fusion over orders: mean or confidence."})
+    memory_residual: bool = field(default=True, metadata={"help": "Add the state back after the memory unit."})
     hidden_size: int = field(default=64, metadata={"help": "Adapter output / memory size."})
     mapping_threshold: float = field(default=0.2, metadata={"help": "tau of the cross-modal mapping."})
     data_seed_split: int = field(default=0, metadata={"help": "Seed of the train/validation/test split."})
@@ -66,6 +67,7 @@ def main() -> None:
         mapping_threshold=model_args.mapping_threshold,
         hybrid_states=model_args.hybrid_states,
         hybrid_weighting=model_args.hybrid_weighting,
+        memory_residual=model_args.memory_residual,
     )
     set_seed(training_args.seed)  # the same initial weights whatever ran before (e.g. a first extraction)
     trainer = BalanceTrainer(

@@ -9,6 +9,7 @@ import torch
 
 from mllm_balance import BalanceConfig, BalancedModel
 from mllm_balance.hybrid_fusion import hybrid_orders
+from mllm_balance.modules import ModalityMemory
 
 
 def three_modality_model(**overrides) -> BalancedModel:
@@ -182,8 +183,10 @@ def hand_states(model: BalancedModel, a: dict[str, torch.Tensor], order) -> list
         {"use_mapping": False, "use_memory": False},
         {"mapping_level": "feature"},
         {"mapping_at_eval": "batch"},
+        {"memory_residual": False},
+        {"memory_residual": False, "mapping_at_eval": "batch"},
     ],
-    ids=["full", "no_memory", "no_mapping", "neither", "feature_mapping", "batch_mapping"],
+    ids=["full", "no_memory", "no_mapping", "neither", "feature_mapping", "batch_mapping", "eq14", "eq14_batch"],
 )
 def test_hybrid_fusion_is_the_hand_written_chain_mean_in_every_configuration(switches, hybrid_states):
     # The batched chains take a fast path (each modality mapped and projected once) when the mapping cannot read
@@ -201,6 +204,13 @@ def test_hybrid_fusion_is_the_hand_written_chain_mean_in_every_configuration(swi
         states += chain if hybrid_states == "all" else chain[-1:]
     expected = torch.stack(states).mean(0)
     torch.testing.assert_close(model(x).fused, expected)
+    if model.config.use_memory:  # h_2 is Eq. 14's output, plus h_1 with the residual path (the default)
+        h1 = a["text"]
+        x_hat = model.mapping(h1, a["image"])
+        plain = ModalityMemory(8)
+        plain.load_state_dict(model.memory.state_dict())
+        residual = h1 if model.config.memory_residual else 0.0
+        torch.testing.assert_close(hand_states(model, a, ("text", "image"))[1], residual + plain(h1, x_hat))
 
 
 def test_subset_logits_names_an_unknown_modality():

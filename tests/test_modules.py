@@ -72,6 +72,19 @@ def test_eq12_14_memory_update():
     assert memory(h, x_hat).item() == pytest.approx(0.8953337388950275, abs=1e-6)
 
 
+def test_residual_memory_adds_the_state_back():
+    """`memory_residual`: h' = h + o * tanh(c), on the numbers of the Eq. 12-14 case, in both the one-product and the
+    projected path (hybrid fusion's fast path)."""
+    memory = ModalityMemory(1, residual=True)
+    with torch.no_grad():
+        memory.gates.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
+        memory.gates.bias.zero_()
+    h, x_hat = torch.tensor([[0.5]]), torch.tensor([[2.0]])
+    assert memory(h, x_hat).item() == pytest.approx(0.5 + 0.8953337388950275, abs=1e-6)
+    projected = memory.forward_projected(h, x_hat, memory.project_input(x_hat))
+    assert projected.item() == pytest.approx(0.5 + 0.8953337388950275, abs=1e-6)
+
+
 def test_adapter_is_linear_relu():
     adapter = ModalityAdapter(2, 2)
     with torch.no_grad():

@@ -43,6 +43,11 @@ ABLATIONS: dict[str, Ablation] = {
             training={"step_orders": "shapley"},
         ),
         Ablation("final_states", "Hybrid fusion of final states only (Algorithm 1)", config={"hybrid_states": "final"}),
+        Ablation(
+            "no_residual",
+            "Memory without the residual path (Eq. 14 as written)",
+            config={"memory_residual": False},
+        ),
     )
 }
 

@@ -13,11 +13,14 @@ class ModalityMemory(nn.Module):
 
     Args:
         hidden_size (`int`): Size `d` of `h` and `x_hat`.
+        residual (`bool`, *optional*, defaults to `False`): add the state back, `h' = h + o * tanh(c)`, so a fused
+            state is the state before it plus what the incoming modality changes (Eq. 14 has no such path).
     """
 
-    def __init__(self, hidden_size: int):
+    def __init__(self, hidden_size: int, residual: bool = False):
         super().__init__()
         self.gates = nn.Linear(2 * hidden_size, 3 * hidden_size)
+        self.residual = residual
 
     def project_input(self, x_hat: torch.Tensor) -> torch.Tensor:
         """The `x_hat` half of the gate pre-activation, `W_x x_hat + b`: `(..., d) -> (..., 3d)`.
@@ -41,9 +44,9 @@ class ModalityMemory(nn.Module):
         """
         return self.update(h, x_hat, self.gates(torch.cat([h, x_hat], dim=-1)))
 
-    @staticmethod
-    def update(h: torch.Tensor, x_hat: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
+    def update(self, h: torch.Tensor, x_hat: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
         """Eq. 12-14 from the gate pre-activation `pre = W [h; x_hat] + b` `(..., 3d)`: the new state `(..., d)`."""
         f, i, o = torch.sigmoid(pre).chunk(3, dim=-1)  # Eq. 12: 3 x (..., d)
         memory = f * h + i * x_hat  # Eq. 13
-        return o * torch.tanh(memory)  # Eq. 14
+        out = o * torch.tanh(memory)  # Eq. 14
+        return h + out if self.residual else out

@@ -100,7 +100,8 @@ def test_every_ablation_changes_exactly_one_thing(tmp_path):
     args = training_args(tmp_path)
     for name in ABLATIONS:
         config = ablation_config(name, FULL)
-        changed = {k for k in ("use_mapping", "use_memory", "hybrid_states") if getattr(config, k) != getattr(FULL, k)}
+        switches = ("use_mapping", "use_memory", "hybrid_states", "memory_residual")
+        changed = {k for k in switches if getattr(config, k) != getattr(FULL, k)}
         new_args = ablation_args(name, args)
         changed |= {k for k in ("order_schedule", "step_orders") if getattr(new_args, k) != getattr(args, k)}
         assert len(changed) == (0 if name == "full" else 1), name
