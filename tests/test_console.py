@@ -37,7 +37,7 @@ def console_segments(console: str) -> list[str]:
 def test_main_job_console_is_one_bar_and_one_line_per_epoch(tmp_path, features_dir):
     out = tmp_path / "out"
     flags = ["--features_dir", str(features_dir), "--output_dir", str(out), "--num_train_epochs", str(EPOCHS),
-             "--hidden_size", "8", "--learning_rate", "0.01"]  # fmt: skip
+             "--hidden_size", "8", "--learning_rate", "0.03"]  # fmt: skip
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1"}
     env.pop("PYTHONUNBUFFERED", None)  # a piped stdout is block-buffered, as on a fresh machine
     proc = subprocess.run(

@@ -129,6 +129,11 @@ def test_a_run_killed_while_writing_a_checkpoint_leaves_only_whole_checkpoints(i
     assert not (after / "results.json").exists() and not (after / "model.safetensors").exists()
 
 
+def same_json(a, b) -> bool:
+    """Equal results, a NaN (an undefined EDM of a tiny model's epoch) equal to a NaN."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
 def test_resuming_after_the_kill_ends_like_the_run_never_interrupted(interrupted, caplog):
     run = interrupted.run
     results = run_here(recipe_flags(run, interrupted.cache, "--resume_from_checkpoint", "last"))
@@ -136,8 +141,10 @@ def test_resuming_after_the_kill_ends_like_the_run_never_interrupted(interrupted
     reference = interrupted.base / "reference"
     for key, value in weights(reference).items():
         torch.testing.assert_close(weights(run)[key], value, rtol=0, atol=1e-6, msg=key)
-    assert results == interrupted.reference
-    assert json.loads((run / "results.json").read_text()) == json.loads((reference / "results.json").read_text())
+    assert same_json(results, interrupted.reference)
+    assert same_json(
+        json.loads((run / "results.json").read_text()), json.loads((reference / "results.json").read_text())
+    )
     assert len(results["order_history"]) == 3
     # epochs 1 and 2 were not trained again: their checkpoints are the killed run's files, untouched
     for name in ("checkpoint-4/optimizer.pt", "checkpoint-8/model.safetensors"):
@@ -166,7 +173,7 @@ def test_a_run_killed_while_writing_results_leaves_the_previous_results(interrup
     child = run_child("results", flags)
     assert child.returncode == KILLED, child.stderr[-3000:]
     assert (out / "results.json").read_text() == before
-    assert load_results(out) == interrupted.reference
+    assert same_json(load_results(out), interrupted.reference)
     half = list(out.glob(".results.json.*.tmp"))  # where the killed write went
     assert len(half) == 1 and half[0].stat().st_size > 0
     with pytest.raises(json.JSONDecodeError):
