@@ -87,7 +87,8 @@ def summary_table(results: Sequence[Mapping[str, Any]], methods: Sequence[str] |
 
 def ablation_table(results: Sequence[Mapping[str, Any]], descriptions: Mapping[str, str] | None = None) -> str:
     """Table 2 (left) of the paper: per-modality and fusion accuracy of the full model and of each ablation, and the
-    change of mean fusion accuracy against the full model (`Δ`)."""
+    change of mean fusion accuracy against the full model (`Δ`); where the runs hold it, the accuracy at the largest
+    missing rate averaged over the drop draws (`missing_modality_mean`) and its change."""
     descriptions = descriptions or {
         **{name: a.description for name, a in ABLATIONS.items()},
         "paper": "The paper's method (`paper` preset)",
@@ -104,7 +105,12 @@ def ablation_table(results: Sequence[Mapping[str, Any]], descriptions: Mapping[s
         return ""
     mods = run_modalities([r for runs in variants.values() for r in runs])
     full = mean_std(r["accuracy"]["fusion"] for r in variants.get("full", []))[0]
+    means = [float(k) for runs in variants.values() for r in runs for k in r.get("missing_modality_mean") or {}]
+    rate = max(means) if means else None
+    full_missing = mean_std(_missing(r, rate, "missing_modality_mean") for r in variants.get("full", []))[0]
     header = ["Model variant"] + mods + ["Multi", "Δ"]
+    if rate is not None:
+        header += [f"{rate:.0%} missing", "Δ missing"]
     rows = []
     for name in ["full"] + [v for v in variants if v != "full"]:
         if name not in variants:
@@ -115,6 +121,12 @@ def ablation_table(results: Sequence[Mapping[str, Any]], descriptions: Mapping[s
         row.append(format_cell(r["accuracy"]["fusion"] for r in runs))
         mean = mean_std(r["accuracy"]["fusion"] for r in runs)[0]
         row.append("-" if name == "full" or not math.isfinite(full) else f"{mean - full:+.2f}")
+        if rate is not None:
+            missing = [_missing(r, rate, "missing_modality_mean") for r in runs]
+            row.append(format_cell(missing))
+            value = mean_std(missing)[0]
+            finite = math.isfinite(full_missing) and math.isfinite(value)
+            row.append("-" if name == "full" or not finite else f"{value - full_missing:+.2f}")
         rows.append(row)
     return _table(header, rows)
 
