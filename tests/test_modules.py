@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from mllm_balance import BalanceConfig
 from mllm_balance.modules import CrossModalMapping, ModalityAdapter, ModalityMemory
 from mllm_balance.modules.mapping import thresholded_correlation
 
@@ -92,3 +93,27 @@ def test_adapter_is_linear_relu():
         adapter.proj.bias.copy_(torch.tensor([0.0, -5.0]))
     out = adapter(torch.tensor([[3.0, 1.0], [1.0, 3.0]]))
     torch.testing.assert_close(out, torch.tensor([[2.0, 1.0], [0.0, 0.0]]))
+
+
+def test_a_correlation_equal_to_tau_is_zeroed():
+    """Eq. 10 keeps `C > tau`: an entry exactly at the threshold goes (the config says "at or below it")."""
+    raw = thresholded_correlation(WEAK, STRONG, threshold=-1.0)  # every cosine kept
+    tau = float(raw[2, 0])  # cos(weak_2, strong_0) = R, off the diagonal
+    c = thresholded_correlation(WEAK, STRONG, threshold=tau)
+    assert c[2, 0] == 0 and c[2, 1] == raw[2, 1]  # R goes, 1 stays
+
+
+def test_feature_level_mapping_of_stacked_orders_uses_the_mean_correlation():
+    """A `(K, B, d)` stack (the batched chains) in training: one `d x d` correlation, the mean over the K slices of
+    the cosines across each slice's batch, feeds both the mapping and the running estimate."""
+    g = torch.Generator().manual_seed(0)
+    weak, strong = torch.randn(3, 5, 2, generator=g), torch.randn(3, 5, 2, generator=g)
+    mapping = CrossModalMapping(2, threshold=0.1, level="feature", normalize=False, momentum=0.5).train()
+    c = torch.stack([thresholded_correlation(weak[k].T, strong[k].T, 0.1) for k in range(3)]).mean(0)  # (d, d)
+    torch.testing.assert_close(mapping(weak, strong), strong @ c)
+    torch.testing.assert_close(mapping.running_correlation, torch.eye(2).lerp(c, 0.5))
+
+
+def test_mapping_defaults_are_the_configs():
+    mapping, config = CrossModalMapping(4), BalanceConfig(modality_dims={"a": 2}, num_labels=2)
+    assert (mapping.threshold, mapping.momentum) == (config.mapping_threshold, config.mapping_momentum)
