@@ -105,12 +105,12 @@ def ablation_table(results: Sequence[Mapping[str, Any]], descriptions: Mapping[s
         return ""
     mods = run_modalities([r for runs in variants.values() for r in runs])
     full = mean_std(r["accuracy"]["fusion"] for r in variants.get("full", []))[0]
-    means = [float(k) for runs in variants.values() for r in runs for k in r.get("missing_modality_mean") or {}]
-    rate = max(means) if means else None
-    full_missing = mean_std(_missing(r, rate, "missing_modality_mean") for r in variants.get("full", []))[0]
+    rates = [float(k) for runs in variants.values() for r in runs for k in r.get("missing_modality_mean") or {}]
+    rate = max(rates) if rates else None
     header = ["Model variant"] + mods + ["Multi", "Δ"]
     if rate is not None:
         header += [f"{rate:.0%} missing", "Δ missing"]
+        full_missing = mean_std(_missing(r, rate, "missing_modality_mean") for r in variants.get("full", []))[0]
     rows = []
     for name in ["full"] + [v for v in variants if v != "full"]:
         if name not in variants:
@@ -196,10 +196,8 @@ def headline_table(results: Sequence[Mapping[str, Any]], methods: Sequence[str] 
             mean_key = "missing_modality_mean"
             columns[f"{rate:.0%} missing (mean of {draws} draws)"] = lambda r: _missing(r, rate, mean_key)
         columns[f"{rate:.0%} missing (one draw)"] = lambda r: _missing(r, rate)
-    best = {
-        col: _best({m: mean_std(get(r) for r in groups[m])[0] for m in methods if m not in OUR_METHODS}, max)
-        for col, get in columns.items()
-    }
+    means = {col: {m: mean_std(get(r) for r in groups[m])[0] for m in methods} for col, get in columns.items()}
+    best = {col: _best({m: v for m, v in means[col].items() if m not in OUR_METHODS}, max) for col in columns}
     header = ["Method", "lr", *(f"{mod} alone" for mod in mods), "fusion", "EDM", *list(columns)[1:]]
     rows = []
     for m in methods:
@@ -208,24 +206,17 @@ def headline_table(results: Sequence[Mapping[str, Any]], methods: Sequence[str] 
         row += [format_cell((r["accuracy"]["per_modality"].get(mod) for r in groups[m]), 1) for mod in mods]
         for col, get in columns.items():
             cell = format_cell(get(r) for r in groups[m])
+            row.append(f"**{cell}**" if m in ("ours", best[col]) and cell != "n/a" else cell)
             if col == "fusion":
-                cell = [cell, format_cell((run_edm(r) for r in groups[m]), 1)]
-            bold = m == "ours" or m == best[col]
-            cells = cell if isinstance(cell, list) else [cell]
-            cells[0] = f"**{cells[0]}**" if bold and cells[0] != "n/a" else cells[0]
-            row += cells
+                row.append(format_cell((run_edm(r) for r in groups[m]), 1))
         rows.append(row)
     lines = [_table(header, rows)]
-    if "ours" in groups:
-        for col, get in columns.items():
-            if best[col] is None:
-                continue
-            ours = mean_std(get(r) for r in groups["ours"])[0]
-            other = mean_std(get(r) for r in groups[best[col]])[0]
-            if math.isfinite(ours) and math.isfinite(other):
-                lines.append(
-                    f"{col}: {display_name('ours')} − best baseline ({display_name(best[col])}) = {ours - other:+.2f}\n"
-                )
+    for col in columns if "ours" in groups else ():
+        if best[col] is None:
+            continue
+        gap = means[col]["ours"] - means[col][best[col]]
+        if math.isfinite(gap):
+            lines.append(f"{col}: {display_name('ours')} − best baseline ({display_name(best[col])}) = {gap:+.2f}\n")
     return "\n".join(lines)
 
 

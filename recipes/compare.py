@@ -277,10 +277,10 @@ def run_one(method, ablation, seed, lr, data, dataset_name, dims, num_labels, ca
     if ablation:
         extra["ablation"] = ablation
     results = trainer_results(trainer, dataset=dataset_name, method=name, eval_dataset=test, **extra)
-    if cargs.missing_rates and max(cargs.missing_rates) > 0:
+    rate = max(cargs.missing_rates, default=0.0)
+    if rate > 0:
         # the validation split at the largest drop rate (mean over the draws), for every run: what choosing switches
         # for robustness reads
-        rate = max(cargs.missing_rates)
         accuracy = missing_modality_accuracy(trainer, data["validation"], [rate], seed, draws=cargs.missing_draws)
         results["validation_missing_modality"] = {f"{rate:.1f}": accuracy[rate]}
     robust = cargs.robustness_methods
@@ -289,7 +289,6 @@ def run_one(method, ablation, seed, lr, data, dataset_name, dims, num_labels, ca
             f"{rate:.1f}": acc
             for rate, acc in missing_modality_accuracy(trainer, test, cargs.missing_rates, seed).items()
         }
-    rate = max(cargs.missing_rates, default=0.0)
     if rate > 0 and cargs.missing_draws > 1 and (ablation or "missing_modality" in results):
         # the largest rate averaged over the draws: every method's row, and what each ablation changes
         mean = missing_modality_accuracy(trainer, test, [rate], seed, draws=cargs.missing_draws)[rate]
@@ -476,14 +475,13 @@ def protocol_text(cargs: CompareArguments, grid: list[float], chosen: dict[str, 
         else "the weights of the last epoch"
     )
     missing = ""
-    if cargs.missing_rates and max(cargs.missing_rates) > 0:
-        rate = max(cargs.missing_rates)
-        missing = (
-            f"Missing modalities: every run drops the same seeded share of test entries (each sample keeps one "
-            f"modality); at {rate:.0%} the accuracy is also averaged over {cargs.missing_draws} draws of the drops, "
-            "beside the single first draw. "
+    rate = max(cargs.missing_rates, default=0.0)
+    if rate > 0:
+        missing = "Missing modalities: every run drops the same seeded share of test entries " + (
+            f"(each sample keeps one modality); at {rate:.0%} the accuracy is also averaged over "
+            f"{cargs.missing_draws} draws of the drops, beside the single first draw. "
             if cargs.missing_draws > 1
-            else "Missing modalities: every run drops the same seeded share of test entries (one draw). "
+            else "(one draw). "
         )
     return (
         f"Protocol (the same for every method): {cargs.num_train_epochs:g} epochs, batch {cargs.batch_size}, hidden "
