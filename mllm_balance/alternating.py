@@ -16,6 +16,9 @@ modalities only. [`BalanceTrainingArguments.step_orders`] chooses the orders a s
   at the front and in the middle of a chain ([`alternating_step`]).
 
 [`BalanceTrainingArguments.unimodal_loss_weight`] `lambda` adds `lambda * CE(g(a_m(x_m)), y)` to the step.
+[`BalanceTrainingArguments.hybrid_loss_weight`] `mu` adds `mu * CE(g(X*), y)` to the last step of every batch
+(the trainer decides which step that is): `X*` is the hybrid-order fused feature that inference classifies, computed
+with gradients into every adapter ([`hybrid_loss`]).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ def alternating_step(
     active: str,
     step_orders: str = "shapley",
     unimodal_loss_weight: float = 0.0,
+    hybrid_loss_weight: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The step of modality `active` (see the module docstring): `(logits (B, C), loss)`, the logits the mean over
     the trained orders, the loss `None` without `labels`.
@@ -51,6 +55,7 @@ def alternating_step(
         order (`Sequence[str]`): the epoch's training order (weakest first).
         step_orders (`str`): `"shapley"` or `"all"`.
         unimodal_loss_weight (`float`): weight `lambda` of the unimodal term.
+        hybrid_loss_weight (`float`): weight `mu` of the hybrid term ([`hybrid_loss`]).
     """
     if active not in model.config.modality_dims:
         raise ValueError(f"active_modality {active!r} is not one of {model.modalities}")
@@ -59,7 +64,39 @@ def alternating_step(
     if step_orders not in STEP_ORDERS:
         raise ValueError(f"step_orders must be one of {STEP_ORDERS}, got {step_orders!r}")
     if step_orders == "shapley" and not unimodal_loss_weight:
-        return paper_step(model, features, present, labels, order, active)
+        logits, loss = paper_step(model, features, present, labels, order, active)
+    else:
+        logits, loss = orders_step(model, features, present, labels, order, active, step_orders, unimodal_loss_weight)
+    if loss is not None and hybrid_loss_weight:
+        loss = loss + hybrid_loss_weight * hybrid_loss(model, features, present, labels, order)
+    return logits, loss
+
+
+def hybrid_loss(
+    model: BalancedModel,
+    features: Mapping[str, torch.Tensor],
+    present: Mapping[str, torch.Tensor],
+    labels: torch.Tensor,
+    order: Sequence[str],
+) -> torch.Tensor:
+    """`CE(g(X*), y)`, the mean over the batch: `X*` the hybrid-order fused feature of every sample over its present
+    modalities (what inference classifies), computed with gradients into every adapter, no prefix detached."""
+    mods = [m for m in order if m in present]
+    fused = model.fuse(model.adapt(features, mods), present, "hybrid", mods)  # (B, d)
+    return F.cross_entropy(model.classifier(fused), labels.reshape(-1))
+
+
+def orders_step(
+    model: BalancedModel,
+    features: Mapping[str, torch.Tensor],
+    present: Mapping[str, torch.Tensor],
+    labels: torch.Tensor | None,
+    order: Sequence[str],
+    active: str,
+    step_orders: str,
+    unimodal_loss_weight: float,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """[`alternating_step`] over the orders `step_orders` names, with the unimodal term (see the module docstring)."""
     mods = [m for m in order if m in present]
     adapted = model.adapt(features, mods, grad=[active])
     ref = adapted[active]

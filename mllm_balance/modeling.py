@@ -66,7 +66,7 @@ class BalancedModel(FeatureClassifier):
 
     config_class = BalanceConfig
     base_model_prefix = "balanced"
-    step_options = ("step_orders", "unimodal_loss_weight")
+    step_options = ("step_orders", "unimodal_loss_weight", "hybrid_loss_weight")
 
     def __init__(self, config: BalanceConfig):
         super().__init__(config)
@@ -176,6 +176,7 @@ class BalancedModel(FeatureClassifier):
         check_values: bool = True,
         step_orders: str = "shapley",
         unimodal_loss_weight: float = 0.0,
+        hybrid_loss_weight: float = 0.0,
         return_dict: bool = True,
     ) -> BalancedModelOutput:
         r"""
@@ -197,6 +198,9 @@ class BalancedModel(FeatureClassifier):
                 only) or `"all"` (the mean loss over the hybrid orders of the sample's present modalities).
             unimodal_loss_weight (`float`, *optional*, defaults to 0.0): with `active_modality`, adds this times
                 `CE(g(a_m(x_m)), y)` for the active modality `m` ([`BalanceTrainingArguments.unimodal_loss_weight`]).
+            hybrid_loss_weight (`float`, *optional*, defaults to 0.0): with `active_modality`, adds this times
+                `CE(g(X*), y)`, `X*` the hybrid-order fused feature with gradients into every adapter
+                ([`BalanceTrainingArguments.hybrid_loss_weight`]; the trainer passes it to each batch's last step).
 
         Returns:
             [`BalancedModelOutput`]
@@ -212,7 +216,7 @@ class BalancedModel(FeatureClassifier):
                 raise ValueError("active_modality is only meaningful in training mode")
             return self.alternating_step(
                 features, present, labels, order or self.train_order, active_modality, step_orders,
-                unimodal_loss_weight,
+                unimodal_loss_weight, hybrid_loss_weight,
             )  # fmt: skip
 
         fused = None
@@ -247,10 +251,11 @@ class BalancedModel(FeatureClassifier):
         active: str,
         step_orders: str = "shapley",
         unimodal_loss_weight: float = 0.0,
+        hybrid_loss_weight: float = 0.0,
     ) -> BalancedModelOutput:
         """One alternating step training modality `active`: [`~mllm_balance.alternating.alternating_step`]."""
         logits, loss = alternating_step(
-            self, features, present, labels, order, active, step_orders, unimodal_loss_weight
+            self, features, present, labels, order, active, step_orders, unimodal_loss_weight, hybrid_loss_weight
         )
         return BalancedModelOutput(loss=loss, logits=logits, fused=None)
 

@@ -34,7 +34,7 @@ PAPER = Preset(
     "Section 4 as written: each alternating step trains its modality at its place in the Shapley order; "
     "hybrid-order inference averages every order",
     config={"hybrid_weighting": "mean", "hybrid_states": "final", "memory_residual": False},
-    training={"step_orders": "shapley", "unimodal_loss_weight": 0.0},
+    training={"step_orders": "shapley", "unimodal_loss_weight": 0.0, "hybrid_loss_weight": 0.0},
 )
 
 DEFAULT = Preset(
@@ -42,7 +42,7 @@ DEFAULT = Preset(
     "each alternating step trains its modality in every order that hybrid-order inference averages, hybrid fusion "
     "averages every prefix state of those orders, and the memory unit adds the state back (a residual path)",
     config={"hybrid_weighting": "mean", "hybrid_states": "all", "memory_residual": True},
-    training={"step_orders": "all", "unimodal_loss_weight": 0.0},
+    training={"step_orders": "all", "unimodal_loss_weight": 0.0, "hybrid_loss_weight": 0.0},
 )
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (DEFAULT, PAPER)}

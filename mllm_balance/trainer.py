@@ -110,6 +110,14 @@ class BalanceTrainer(Trainer):
                     f"{type(unwrapped).__name__} does not support unimodal_loss_weight: leave it at 0 for this model"
                 )
             self._step_options["unimodal_loss_weight"] = args.unimodal_loss_weight
+        # the hybrid term joins only the last step of a batch (`_last_step_options`)
+        self._last_step_options = {}
+        if args.hybrid_loss_weight and args.alternation != "joint":
+            if "hybrid_loss_weight" not in supported:
+                raise ValueError(
+                    f"{type(unwrapped).__name__} does not support hybrid_loss_weight: leave it at 0 for this model"
+                )
+            self._last_step_options["hybrid_loss_weight"] = args.hybrid_loss_weight
         self.majority_label = None
         if train_dataset is not None:
             labels = np.asarray(train_dataset.with_format("numpy")[LABEL_COLUMN])
@@ -255,18 +263,18 @@ class BalanceTrainer(Trainer):
         if alternation == "epoch":
             epoch = len(self.order_state.order_history) - 1
             active = order[max(epoch, 0) % len(order)]
-            loss = super().training_step(
-                model, {**inputs, "active_modality": active, "order": order, **self._step_options}, num_items_in_batch
-            )
+            step_inputs = {**inputs, "active_modality": active, "order": order, **self._step_options}
+            loss = super().training_step(model, {**step_inputs, **self._last_step_options}, num_items_in_batch)
             return self._checked_loss(loss, active)
         losses = []
         masks = inputs.get("modality_mask") or {}
-        for m in order:
-            if m in masks and not bool(masks[m].any()):
-                continue  # nobody in this batch has `m`: no update for its step
-            if losses:
+        steps = [m for m in order if m not in masks or bool(masks[m].any())]  # nobody has `m`: no step for it
+        for i, m in enumerate(steps):
+            if i:
                 self._optimizer_substep(model)
             step_inputs = {**inputs, "active_modality": m, "order": order, **self._step_options}
+            if i == len(steps) - 1:
+                step_inputs.update(self._last_step_options)
             losses.append(self._checked_loss(super().training_step(model, step_inputs, num_items_in_batch), m))
         # The outer loop clips, steps the optimizer and the scheduler after the last modality's step.
         return torch.stack(losses).mean()

@@ -34,6 +34,11 @@ class BalanceTrainingArguments(TrainingArguments):
             decides which modality steps first.
         unimodal_loss_weight (`float`, *optional*, defaults to 0.0):
             Adds `weight * CE(g(a_m(x_m)), y)` to the alternating step of every modality `m` (0 = the paper).
+        hybrid_loss_weight (`float`, *optional*, defaults to 0.0):
+            Adds `weight * CE(g(X*), y)` to the last alternating step of every batch, `X*` the hybrid-order fused
+            feature that inference classifies (Algorithm 1, as `hybrid_states` and `hybrid_weighting` of the
+            model's config compute it), with no prefix detached: every adapter, the mapping, the memory and the
+            classifier learn from the prediction the model makes (0 in both presets: README gives what it was worth).
         initial_order (`str`, *optional*):
             First-epoch order: comma-separated modality names, `"shapley"` (score the untrained model) or
             unset for the dataset's declared order.
@@ -55,6 +60,9 @@ class BalanceTrainingArguments(TrainingArguments):
     )
     unimodal_loss_weight: float = field(
         default=0.0, metadata={"help": "Weight of each modality's unimodal loss in its alternating step."}
+    )
+    hybrid_loss_weight: float = field(
+        default=0.0, metadata={"help": "Weight of the loss on the hybrid-fused prediction in each batch's last step."}
     )
     initial_order: str | None = field(
         default=None, metadata={"help": "First order: comma-separated modalities, 'shapley', or unset (declared)."}
@@ -83,6 +91,8 @@ class BalanceTrainingArguments(TrainingArguments):
             raise ValueError(f"step_orders must be one of {STEP_ORDERS}, got {self.step_orders!r}")
         if self.unimodal_loss_weight < 0:
             raise ValueError(f"unimodal_loss_weight must be >= 0, got {self.unimodal_loss_weight}")
+        if self.hybrid_loss_weight < 0:
+            raise ValueError(f"hybrid_loss_weight must be >= 0, got {self.hybrid_loss_weight}")
         if self.shapley_method not in ("auto", "exact", "permutation"):
             raise ValueError(f"shapley_method must be auto, exact or permutation, got {self.shapley_method!r}")
         if self.empty_value not in ("prior", "zero"):

@@ -109,9 +109,9 @@ def test_trainer_hands_step_orders_and_unimodal_weight_to_every_step(tmp_path, t
     model = BalancedModel(tiny_config)
     original = model.alternating_step
 
-    def spy(features, present, labels, order, active, step_orders="shapley", unimodal_loss_weight=0.0):
+    def spy(features, present, labels, order, active, step_orders="shapley", unimodal_loss_weight=0.0, *rest):
         seen.append((active, step_orders, unimodal_loss_weight))
-        return original(features, present, labels, order, active, step_orders, unimodal_loss_weight)
+        return original(features, present, labels, order, active, step_orders, unimodal_loss_weight, *rest)
 
     model.alternating_step = spy
     args = make_args(tmp_path, num_train_epochs=1, step_orders="all", unimodal_loss_weight=0.25)
