@@ -29,10 +29,10 @@ lint: setup
 bench: setup
 	$(BIN)/python bench/bench_core.py
 
-# Mutation testing of the core ([tool.mutmut] in pyproject.toml); slow, not run by CI. One mutant at a time (the
-# tests are single-threaded already). Limit it with MUTANTS, e.g. `make mutants MUTANTS='mllm_balance.shapley*'`.
+# Mutation testing of the core ([tool.mutmut] in pyproject.toml); slow, not run by CI. Two mutants at a time, each
+# with one torch thread. Limit it with MUTANTS, e.g. `make mutants MUTANTS='mllm_balance.shapley*'`.
 # Results stay in mutants/ (`mutmut results` lists survivors, `mutmut show NAME` prints one mutant's diff).
 MUTANTS ?=
 mutants: setup
-	OMP_NUM_THREADS=1 $(BIN)/mutmut run --max-children 1 $(MUTANTS)
+	OMP_NUM_THREADS=1 $(BIN)/mutmut run --max-children 2 $(MUTANTS)
 	$(BIN)/mutmut results

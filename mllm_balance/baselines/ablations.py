@@ -68,9 +68,8 @@ def ablation_config(name: str, config: BalanceConfig) -> BalanceConfig:
 
 
 def ablation_args(name: str, args: BalanceTrainingArguments) -> BalanceTrainingArguments:
-    """A copy of `args` with the ablation's order schedule applied."""
-    ablation = get_ablation(name)
-    return dataclasses.replace(args, **ablation.training) if ablation.training else args
+    """A copy of `args` with the ablation's training arguments applied."""
+    return dataclasses.replace(args, **get_ablation(name).training)
 
 
 def build_ablation(

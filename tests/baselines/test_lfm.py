@@ -132,3 +132,20 @@ def test_registry_trains_lfm_with_the_released_sgd(tmp_path, datasets):
     assert type(optimizer) is torch.optim.SGD
     assert all(g["momentum"] == 0.9 and g["lr"] == 3e-2 for g in optimizer.param_groups)
     assert {g["weight_decay"] for g in optimizer.param_groups if g["params"]} == {1e-4, 0.0}
+
+
+@pytest.mark.parametrize("divergence", [js_divergence, release_alignment])
+def test_divergences_take_the_classes_on_the_last_axis_and_average_the_others(divergence):
+    """Logits `(2, 4, C)` (e.g. per-token predictions) give the mean over the 8 rows of the `(8, C)` layout."""
+    g = torch.Generator().manual_seed(4)
+    a, b = torch.randn(2, 4, 5, generator=g), torch.randn(2, 4, 5, generator=g)
+    rows = [float(divergence(a.reshape(8, 5)[i : i + 1], b.reshape(8, 5)[i : i + 1])) for i in range(8)]
+    assert float(divergence(a, b)) == pytest.approx(sum(rows) / 8, rel=1e-5)
+    torch.testing.assert_close(divergence(a, b), divergence(a.reshape(8, 5), b.reshape(8, 5)))
+
+
+def test_a_schedule_changed_after_construction_is_refused_by_name():
+    model = build()
+    model.config.schedule = "cosine"
+    with pytest.raises(ValueError, match=r"^schedule must be one of \('release', 'linear'\), got 'cosine'$"):
+        model.cls_weight()

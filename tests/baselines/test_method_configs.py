@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from mllm_balance.baselines import CRMTConfig, JointConfig, LFMConfig, MLAConfig, OGMConfig
+from mllm_balance.baselines import CRMTConfig, JointConfig, LateFusionConfig, LFMConfig, MLAConfig, OGMConfig
 
 BASE = {"modality_dims": {"a": 2, "b": 3}, "num_labels": 2}
 
@@ -44,3 +46,19 @@ def test_out_of_range_values_are_refused_by_name(config_class, values: dict, fie
     """A value outside a field's range is refused, and the error names the field and the value."""
     with pytest.raises(ValueError, match=rf"{field}.*{list(values.values())[0]}"):
         config_class(**BASE, **values)
+
+
+CHOICES = [
+    (OGMConfig, "fusion", "('concat', 'sum')"),
+    (OGMConfig, "form", "('release', 'shifted', 'code', 'paper')"),
+    (LFMConfig, "alignment", "('release', 'js', 'contrastive')"),
+    (LFMConfig, "schedule", "('release', 'linear')"),
+    (LateFusionConfig, "combine", "('prob', 'logprob')"),
+]
+
+
+@pytest.mark.parametrize(("config_class", "field", "allowed"), CHOICES)
+def test_unknown_choices_are_refused_naming_the_field_and_the_choices(config_class, field: str, allowed: str):
+    message = f"{field} must be one of {allowed}, got 'other'"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        config_class(**BASE, **{field: "other"})

@@ -8,6 +8,7 @@ GeWu-Lab/OGM-GE_CVPR2022: `coeff = 1 - tanh(alpha * relu(ratio))` for the domina
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -232,3 +233,43 @@ def test_other_baselines_keep_the_callers_optimiser():
     assert spec.learning_rate is None
     assert "optim" not in spec.training_arguments(learning_rate=1e-3)
     assert spec.training_arguments(learning_rate=1e-3)["learning_rate"] == 1e-3
+
+
+def test_a_modality_absent_from_every_row_scores_zero_without_warnings():
+    logits = {"a": torch.tensor([[2.0, 0.0, 1.0], [0.0, 1.0, 3.0]]), "b": torch.tensor([[1.0, 0.0, 0.0]] * 2)}
+    present = {"a": torch.tensor([True, True]), "b": torch.tensor([False, False])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the class axis is named: no implicit-dimension warning
+        scores = ogm_scores(logits, torch.tensor([0, 2]), present)
+    p0 = math.exp(2) / (math.exp(2) + 1 + math.exp(1))
+    p1 = math.exp(3) / (1 + math.exp(1) + math.exp(3))
+    assert scores == pytest.approx({"a": (p0 + p1) / 2, "b": 0.0}, rel=1e-6)
+
+
+@pytest.mark.parametrize("form", ["release", "shifted"])
+def test_a_single_modality_is_never_modulated(form):
+    coeff, ratios = ogm_coefficients({"a": 0.7}, alpha=0.8, form=form)
+    assert coeff == {"a": 1.0} and ratios == {"a": 1.0}
+
+
+def test_training_forward_keeps_the_scores_ratios_and_coefficients():
+    model = make_model().train()
+    x, y = batch()
+    model(x, labels=y)
+    assert set(model.ogm_state) == {"scores", "ratios", "coefficients"}
+    s = model.ogm_state["scores"]
+    assert model.ogm_state["ratios"] == pytest.approx({"a": s["a"] / s["b"], "b": s["b"] / s["a"]}, rel=1e-12)
+
+
+def test_a_fraction_without_the_run_length_is_refused_with_the_full_message():
+    with pytest.raises(ValueError, match=r"^end_fraction needs the number of training epochs \(num_epochs\)$"):
+        make_model().modulation_active(0)
+
+
+def test_callback_without_any_run_length_follows_the_epoch_bounds():
+    """Neither `state.num_train_epochs` nor `args.num_train_epochs` (args without the attribute): an `end_epoch`
+    window needs no run length."""
+    model = make_model(gradient_enhancement=False, end_epoch=1).train()
+    x, y = batch()
+    before, after = grads_after_callback(model, x, y, TrainerState(epoch=0.5))  # args None, num_train_epochs 0
+    assert_modulated(model, before, after)

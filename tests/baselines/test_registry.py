@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from baseline_helpers import training_args
@@ -76,3 +78,21 @@ def test_joint_baselines_refuse_alternating_steps():
     model = build("concat").train()
     with pytest.raises(ValueError, match="alternation='joint'"):
         model({"a": torch.randn(2, 6), "b": torch.randn(2, 5)}, labels=torch.tensor([0, 1]), active_modality="a")
+
+
+def test_training_arguments_of_a_method_without_a_base_learning_rate():
+    # no base rate: the caller's learning rate (or the trainer's default) is left alone, not set to None
+    for name in ("sum", "concat", "late_fusion", "crmt", "joint"):
+        assert get_baseline(name).training_arguments(num_train_epochs=2) == {
+            "num_train_epochs": 2,
+            "alternation": "joint",
+            "order_schedule": "fixed",
+        }, name
+    assert get_baseline("mla").training_arguments() == {"alternation": "step", "order_schedule": "fixed"}
+
+
+def test_a_config_of_another_method_is_refused_naming_both():
+    config = get_baseline("concat").build_config({"a": 2}, 2)
+    message = "a ConcatConfig (method 'concat') cannot build the 'sum' baseline, which takes a SumConfig"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        get_baseline("sum").build_model(config)
