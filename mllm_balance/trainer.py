@@ -98,25 +98,19 @@ class BalanceTrainer(Trainer):
         unwrapped = self.accelerator.unwrap_model(self.model)
         self._skip_value_checks = check_values and isinstance(unwrapped, FeatureClassifier)
         # Alternating-step options reach the models that name them in `step_options`; a model without a chain of
-        # orders (e.g. MLA) has no `step_orders` to honour, but a unimodal loss it cannot add is an error, not a
-        # silent no-op.
+        # orders (e.g. MLA) has no `step_orders` to honour, but a loss term it cannot add is an error, not a silent
+        # no-op. The hybrid term joins only the last step of a batch (`_last_step_options`).
         supported = getattr(unwrapped, "step_options", ())
+        for name in ("unimodal_loss_weight", "hybrid_loss_weight"):
+            if getattr(args, name) and name not in supported and args.alternation != "joint":
+                raise ValueError(f"{type(unwrapped).__name__} does not support {name}: leave it at 0 for this model")
         self._step_options = {}
         if "step_orders" in supported:
             self._step_options["step_orders"] = args.step_orders
         if args.unimodal_loss_weight:
-            if "unimodal_loss_weight" not in supported and args.alternation != "joint":
-                raise ValueError(
-                    f"{type(unwrapped).__name__} does not support unimodal_loss_weight: leave it at 0 for this model"
-                )
             self._step_options["unimodal_loss_weight"] = args.unimodal_loss_weight
-        # the hybrid term joins only the last step of a batch (`_last_step_options`)
         self._last_step_options = {}
         if args.hybrid_loss_weight and args.alternation != "joint":
-            if "hybrid_loss_weight" not in supported:
-                raise ValueError(
-                    f"{type(unwrapped).__name__} does not support hybrid_loss_weight: leave it at 0 for this model"
-                )
             self._last_step_options["hybrid_loss_weight"] = args.hybrid_loss_weight
         self.majority_label = None
         if train_dataset is not None:

@@ -159,18 +159,13 @@ def test_with_the_bar_each_line_is_written_on_a_line_of_its_own(tmp_path, capsys
     model = balanced_model(["image", "text"])
     control = TrainerControl()
     state.num_train_epochs = 2
-    callback.on_epoch_begin(args, state, control, model=model)
-    for step in (1, 2):
-        state.global_step = step
-        callback.on_step_end(args, state, control)
-    callback.on_log(args, state, control, logs={"loss": 0.5})
-    state.epoch = 1.0
-    callback.on_epoch_begin(args, state, control, model=model)
-    for step in (3, 4):
-        state.global_step = step
-        callback.on_step_end(args, state, control)
-    callback.on_log(args, state, control, logs={"loss": 0.25})
-    state.epoch = 2.0
+    for steps, loss, end in (((1, 2), 0.5, 1.0), ((3, 4), 0.25, 2.0)):
+        callback.on_epoch_begin(args, state, control, model=model)
+        for step in steps:
+            state.global_step = step
+            callback.on_step_end(args, state, control)
+        callback.on_log(args, state, control, logs={"loss": loss})
+        state.epoch = end
     callback.on_train_end(args, state, control, model=model)
     segments = [s.strip() for s in re.split(r"[\r\n]", capsys.readouterr().out) if s.strip()]
     assert [s for s in segments if "epoch" in s] == [
