@@ -11,15 +11,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from .collator import LABEL_COLUMN, BalanceDataCollator
+from .collator import LABEL_COLUMN, BalanceDataCollator, feature_view
 from .hybrid_fusion import hybrid_orders
 
 
 def _batches(dataset, modality_dims: Mapping[str, int], batch_size: int, device) -> Iterator[dict[str, Any]]:
     """[`BalanceDataCollator`] batches of `dataset`, in row order, with features and masks on `device`."""
-    loader = DataLoader(
-        dataset.with_format("numpy"), batch_size=batch_size, collate_fn=BalanceDataCollator(modality_dims)
-    )
+    loader = DataLoader(feature_view(dataset), batch_size=batch_size, collate_fn=BalanceDataCollator(modality_dims))
     for batch in loader:
         batch["features"] = {m: x.to(device) for m, x in batch["features"].items()}  # {m: (b, D_m)}
         if "modality_mask" in batch:

@@ -68,6 +68,8 @@ def feature_schema(splits: Mapping[str, Dataset]) -> dict[str, int]:
         if column == LABEL_COLUMN or column.endswith("_present") or not isinstance(feature, List):
             continue
         lengths = set().union(*(_row_lengths(d, column) for d in splits.values() if column in d.column_names))
+        if not lengths:
+            raise ValueError(f"feature column {column!r} holds None in every row: its feature size is unknown")
         if len(lengths) != 1:
             raise ValueError(
                 f"feature column {column!r} has rows of different lengths {sorted(lengths)[:10]}: every row of a "
@@ -84,8 +86,8 @@ def _row_lengths(dataset: Dataset, column: str) -> set[int]:
     declared = getattr(dataset.features[column], "length", -1)
     if declared not in (None, -1):
         return {int(declared)}
-    lengths = pc.list_value_length(dataset.data.column(column)).to_numpy(zero_copy_only=False)
-    return {int(n) for n in np.unique(lengths)}
+    lengths = pc.drop_null(pc.list_value_length(dataset.data.column(column)))  # a None row is an absent entry
+    return {int(n) for n in np.unique(lengths.to_numpy(zero_copy_only=False))}
 
 
 def validate_feature_dataset(
@@ -102,7 +104,7 @@ def validate_feature_dataset(
     Raises:
         `ValueError`: if the dataset is empty, a modality column or `labels` is missing, a feature has the wrong
         size, a present feature holds NaN or inf, a label is outside `0..num_labels-1`, or a sample has no
-        modality present.
+        modality present (a row holding `None` for a modality counts as that modality absent, as in the collator).
     """
     if dataset is None or len(dataset) == 0:
         raise ValueError(f"the {name} is empty")
@@ -119,15 +121,15 @@ def validate_feature_dataset(
             raise ValueError(f"modality {m!r} in the {name} has feature size {length}; the model expects {dim}")
     if not check_values:
         return
-    view = dataset.with_format("numpy")
+    view = feature_view(dataset)
     for start in range(0, len(dataset), batch_size):
         chunk = view[start : start + batch_size]
         any_present = np.zeros(len(chunk[LABEL_COLUMN]), dtype=bool)
         for m, dim in modality_dims.items():
-            x = _as_matrix(chunk[m], m, name)
+            x, absent = _as_matrix(chunk[m], m, name, dim)
             if x.shape[1] != dim:
                 raise ValueError(f"modality {m!r} in the {name} has feature size {x.shape[1]}; the model expects {dim}")
-            mask = _presence(chunk, m, x.shape[0])
+            mask = _presence(chunk, m, x.shape[0]) & ~absent
             any_present |= mask
             bad = mask & ~np.isfinite(x).all(axis=1)
             if bad.any():
@@ -146,14 +148,37 @@ def validate_feature_dataset(
                 )
 
 
-def _as_matrix(column: Any, modality: str, name: str) -> np.ndarray:
+def feature_view(dataset: Dataset, columns: Sequence[str] | None = None) -> Dataset:
+    """`dataset` (its `columns`, by default all) served as numpy arrays for fast batching.
+
+    A column whose rows mix vectors and `None` (absent entries) cannot be batched by numpy formatting; it comes as
+    Python lists instead, which [`BalanceDataCollator`] reads the same way.
+    """
+    columns = list(dataset.column_names if columns is None else columns)
+    with_none = {c for c in columns if dataset.data.column(c).null_count}
+    view = dataset if columns == dataset.column_names else dataset.select_columns(columns)
+    if not with_none:
+        return view.with_format("numpy")
+    return view.with_format("numpy", columns=[c for c in columns if c not in with_none], output_all_columns=True)
+
+
+def _as_matrix(column: Any, modality: str, name: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """A modality column as `(n, D)` float32, its `None` rows (absent entries, as the collator reads them) zero-filled,
+    and which rows were `None` `(n,)`."""
+    if not isinstance(column, np.ndarray):
+        column = list(column)  # a list, or a `datasets` column of Python rows
+    absent = np.zeros(len(column), dtype=bool)
+    if isinstance(column, list) or column.dtype == object:
+        absent = np.array([row is None for row in column], dtype=bool)
+        if absent.any():
+            column = [np.zeros(dim, dtype=np.float32) if a else row for row, a in zip(column, absent)]
     try:
         x = np.asarray(column if not isinstance(column, list) else np.stack(column), dtype=np.float32)
     except ValueError as err:
         raise ValueError(f"modality {modality!r} in the {name} has rows of different feature sizes") from err
     if x.ndim != 2:
         raise ValueError(f"modality {modality!r} in the {name} is not a column of vectors (shape {x.shape})")
-    return x
+    return x, absent
 
 
 def _presence(chunk: Mapping[str, Any], modality: str, n: int) -> np.ndarray:
@@ -213,6 +238,7 @@ __all__ = [
     "BalanceDataCollator",
     "build_feature_dataset",
     "feature_id2label",
+    "feature_view",
     "validate_feature_dataset",
     "presence_column",
     "LABEL_COLUMN",

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from .collator import LABEL_COLUMN, build_feature_dataset, presence_column
+from .collator import LABEL_COLUMN, _as_matrix, _row_lengths, build_feature_dataset, feature_view, presence_column
 
 DEFAULT_DROP_RATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 
@@ -69,14 +69,19 @@ def drop_modalities(dataset, modalities: Sequence[str], rate: float, seed: int |
         rate (`float`): share of entries to drop.
         seed (`int` or `Sequence[int]`, *optional*, defaults to 0): seed of the draw.
     """
-    view = dataset.with_format("numpy")
+    view = feature_view(dataset)
     n = len(dataset)
-    features = {m: np.asarray(view[m], dtype=np.float32) for m in modalities}
+    dims = {m: min(_row_lengths(dataset, m), default=0) for m in modalities}  # the width of `None` rows' zeros
+    columns = {m: _as_matrix(view[m], m, "dataset", dims[m]) for m in modalities}  # {m: ((n, D_m), absent (n,))}
+    features = {m: x for m, (x, _) in columns.items()}
     present = {
-        m: np.asarray(view[presence_column(m)], dtype=bool)
-        if presence_column(m) in dataset.column_names
-        else np.ones(n, dtype=bool)
-        for m in modalities
+        m: (
+            np.asarray(view[presence_column(m)], dtype=bool)
+            if presence_column(m) in dataset.column_names
+            else np.ones(n, dtype=bool)
+        )
+        & ~absent
+        for m, (_, absent) in columns.items()
     }
     masks = drop_masks(present, rate, seed)
     return build_feature_dataset(features, np.asarray(view[LABEL_COLUMN]), present=masks)
@@ -114,7 +119,7 @@ def missing_modality_accuracy(
         accuracies = []
         for draw in range(draws if rate > 0 else 1):  # nothing is drawn at rate 0
             dropped = drop_modalities(dataset, modalities, float(rate), draw_seed(seed, draw))
-            prediction = trainer.predict(dropped.with_format("numpy"), metric_key_prefix="missing")
+            prediction = trainer.predict(dropped, metric_key_prefix="missing")
             accuracies.append(float(prediction.metrics["missing_accuracy"]))
         out[float(rate)] = float(np.mean(accuracies))
     return out

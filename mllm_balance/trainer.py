@@ -14,7 +14,7 @@ from .atomic import staged_folder
 from .callbacks import ShapleyOrderCallback
 from .checkpoints import check_checkpoint, last_checkpoint, resolve_checkpoint
 from .classifier import FeatureClassifier
-from .collator import LABEL_COLUMN, BalanceDataCollator, validate_feature_dataset
+from .collator import LABEL_COLUMN, BalanceDataCollator, feature_view, validate_feature_dataset
 from .hub import create_trainer_model_card
 from .order_state import OrderState
 from .shapley import coalitions_needed, equilibrium_deviation, shapley_values
@@ -347,7 +347,7 @@ def _numpy_view(dataset, config):
     if dataset is None or not hasattr(dataset, "with_format"):
         return dataset
     wanted = [c for m in config.modalities for c in (m, f"{m}_present")] + [LABEL_COLUMN]
-    return dataset.with_format("numpy", columns=[c for c in wanted if c in dataset.column_names])
+    return feature_view(dataset, [c for c in wanted if c in dataset.column_names])
 
 
 __all__ = ["BalanceTrainer", "NonFiniteTrainingError", "accuracy_metrics"]

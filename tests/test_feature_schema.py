@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from datasets import Dataset, DatasetDict
+from datasets import Dataset, DatasetDict, Features, List, Value
 
 from mllm_balance import build_feature_dataset
 from mllm_balance.collator import feature_schema
@@ -42,6 +42,53 @@ def test_declared_lengths_that_differ_across_splits_are_an_error():
     validation = build_feature_dataset({"text": np.zeros((2, 5))}, np.array([0, 1]))
     with pytest.raises(ValueError, match=r"'text' has rows of different lengths \[4, 5\]"):
         feature_schema({"train": train, "validation": validation})
+
+
+def test_columns_that_are_not_vectors_are_skipped_wherever_they_stand() -> None:
+    """Labels, presence flags and scalar or string columns before, between or after the vectors are not modalities."""
+    kept = Dataset.from_dict(
+        {
+            "labels": [0, 1],
+            "id": [10, 11],
+            "a": [[0.0, 1.0], [2.0, 3.0]],
+            "caption": ["a cat", "a dog"],
+            "a_present": [True, False],
+            "b": [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]],
+        }
+    )
+    assert list(feature_schema({"train": kept}).items()) == [("a", 2), ("b", 3)]
+
+
+def test_labels_and_presence_names_are_never_modalities_even_as_lists() -> None:
+    """The docstring's rule: a list column named `labels` or `<m>_present` is not a modality column."""
+    lists = Dataset.from_dict(
+        {"a": [[0.0, 1.0], [2.0, 3.0]], "a_present": [[True], [False]], "labels": [[1, 0], [0, 1]]}
+    )
+    assert feature_schema({"train": lists}) == {"a": 2}
+
+
+def test_a_declared_length_holds_when_a_row_is_none() -> None:
+    """A declared size is the column's size even when a row holds `None` (a missing modality the collator accepts)."""
+    schema = Features({"a": List(Value("float32"), length=2), "labels": Value("int64")})
+    with_none = Dataset.from_dict({"a": [[1.0, 2.0], None], "labels": [0, 1]}, features=schema)
+    assert feature_schema({"train": with_none}) == {"a": 2}
+
+
+def test_none_rows_are_absent_entries_when_no_length_is_declared() -> None:
+    """Without a declared size, `None` rows are skipped; a column of `None` only is refused by name."""
+    with_none = Dataset.from_dict({"a": [[1.0, 2.0], None, [3.0, 4.0]], "labels": [0, 1, 0]})
+    assert feature_schema({"train": with_none}) == {"a": 2}
+    only_none = Dataset.from_dict({"a": [[1.0, 2.0], [3.0, 4.0]], "b": [None, None], "labels": [0, 1]})
+    with pytest.raises(ValueError, match="^feature column 'b' holds None in every row: its feature size is unknown$"):
+        feature_schema({"train": only_none.cast_column("b", List(Value("float32")))})
+
+
+def test_the_ragged_error_lists_at_most_ten_lengths_and_says_why() -> None:
+    """Rows of twelve lengths: the message shows the ten smallest and the rule they break."""
+    ragged = Dataset.from_dict({"text": [[0.0] * n for n in range(12, 0, -1)], "labels": [0] * 12})
+    lengths = r"\[1, 2, 3, 4, 5, 6, 7, 8, 9, 10\]"
+    with pytest.raises(ValueError, match=lengths + ": every row of a modality must have the same feature size$"):
+        feature_schema({"train": ragged})
 
 
 def test_no_feature_column_is_an_error():

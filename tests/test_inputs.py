@@ -15,6 +15,7 @@ from mllm_balance import (
     BalanceTrainingArguments,
     build_feature_dataset,
 )
+from mllm_balance.robustness import drop_modalities
 
 
 def args(tmp_path, **kw):
@@ -192,3 +193,25 @@ def test_bad_config_values(overrides, message):
 
     with pytest.raises(ValueError, match=message):
         BalanceConfig(**{"modality_dims": {"a": 2}, **overrides})
+
+
+def test_none_rows_train_exactly_as_absent_entries(tmp_path, tiny_config, feature_maker):
+    """A row holding `None` for a modality passes validation and trains as that entry marked absent."""
+    features, labels = feature_maker(32)
+    absent = np.arange(32) % 3 == 0  # (32,) every third row has no `b`
+    rows = {"a": features["a"].tolist(), "b": [None if gone else r for r, gone in zip(features["b"].tolist(), absent)]}
+    with_none = Dataset.from_dict({**rows, "labels": labels.tolist()})
+    marked = build_feature_dataset(features, labels, present={"b": ~absent})
+    weights = []
+    for train in (with_none, marked):
+        torch.manual_seed(0)
+        run = trainer(tmp_path, tiny_config, train, None, order_schedule="fixed", num_train_epochs=1, seed=0)
+        run.train()
+        weights.append(torch.cat([p.detach().flatten() for p in run.model.parameters()]))
+    torch.testing.assert_close(weights[0], weights[1])
+    kept = drop_modalities(with_none, ["a", "b"], 0.0)  # the missing-modality evaluation's copy of a split
+    np.testing.assert_array_equal(np.asarray(kept["b_present"]), ~absent)
+    np.testing.assert_array_equal(np.asarray(kept["b"])[absent], 0.0)
+    all_absent = Dataset.from_dict({"a": [None, [0.0] * 6], "b": [None, [0.0] * 5], "labels": [0, 1]})
+    with pytest.raises(ValueError, match=r"rows \[0\] of the train dataset have no modality present"):
+        trainer(tmp_path, tiny_config, all_absent, None, order_schedule="fixed")

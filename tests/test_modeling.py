@@ -225,3 +225,19 @@ def test_sampled_hybrid_orders_are_pinned():
     five = list("abcde")
     assert hybrid_orders(five, five, 3, 0) == [tuple("abcde"), tuple("abced"), tuple("baecd")]
     assert hybrid_orders(five, list("ecab"), 3, 7) == [tuple("abce"), tuple("beac"), tuple("acbe")]
+
+
+def test_entropy_inference_is_the_entropy_weighted_sum_of_the_unimodal_logits():
+    """`inference_mode="entropy"`: `sum_m w_m g(a_m(x_m))`, `w = softmax(-H)` over each sample's present modalities."""
+    model = three_modality_model().eval()
+    x = features(4)
+    mask = {"audio": torch.tensor([True, False, True, False])}
+    with torch.no_grad():
+        out = model(x, modality_mask=mask, inference_mode="entropy")
+        uni = {m: model.classifier(model.adapters[m](x[m])) for m in x}
+    assert out.fused is None
+    for i in range(4):
+        mods = [m for m in ("text", "image", "audio") if m != "audio" or bool(mask["audio"][i])]
+        entropy = torch.stack([-(uni[m][i].softmax(-1) * uni[m][i].log_softmax(-1)).sum() for m in mods])
+        weights = torch.exp(-entropy) / torch.exp(-entropy).sum()
+        torch.testing.assert_close(out.logits[i], sum(w * uni[m][i] for w, m in zip(weights, mods)))

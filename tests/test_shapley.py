@@ -122,6 +122,8 @@ def test_bad_arguments():
         shapley_values(len, ["a", "a"])
     with pytest.raises(ValueError, match="method"):
         shapley_values(len, ["a"], method="banzhaf")
+    with pytest.raises(ValueError, match="^equilibrium_deviation needs at least one modality$"):
+        equilibrium_deviation({})
 
 
 def test_next_order_weakest_first_ties_keep_previous_order():

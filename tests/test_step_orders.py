@@ -236,6 +236,19 @@ def test_alternating_step_defaults_to_the_paper_step_and_names_bad_modalities():
         alternating_step(model, x, present, y, ["image"], "text")
 
 
+def test_model_alternating_step_with_its_defaults_is_the_paper_step_by_hand():
+    """`BalancedModel.alternating_step` given only the required arguments trains the epoch's order, no extra term."""
+    model = two_modality_model()
+    x, y = batch()
+    present = {m: torch.ones(6, dtype=torch.bool) for m in x}
+    out = model.alternating_step(x, present, y, ["image", "text"], "text")
+    h_prev = model.adapters["image"](x["image"]).detach()
+    hand = model.classifier(model.memory(h_prev, model.mapping(h_prev, model.adapters["text"](x["text"]))))
+    torch.testing.assert_close(out.logits, hand)
+    torch.testing.assert_close(out.loss, F.cross_entropy(hand, y))
+    assert out.fused is None
+
+
 def test_all_orders_step_without_labels_and_a_bad_step_orders():
     model = two_modality_model()
     x, y = batch()

@@ -189,3 +189,14 @@ def test_no_pinned_memory_and_no_pin_memory_warning_on_cpu(tmp_path, tiny_config
         warnings.simplefilter("always")
         trainer.train()
     assert not [w for w in caught if "pin_memory" in str(w.message)]
+
+
+def test_max_grad_norm_zero_leaves_the_steps_between_modalities_unclipped(tmp_path, tiny_config, tiny_datasets) -> None:
+    """`max_grad_norm=0` turns clipping off, for the optimizer step between two modalities' steps too (a bound of
+    0 would zero the gradients): after one batch, the first modality of the order has learned."""
+    trainer = make_trainer(tmp_path, tiny_config, tiny_datasets, max_steps=1, max_grad_norm=0.0, initial_order="a,b")
+    before = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+    trainer.train()
+    after = trainer.model.state_dict()
+    for name in ("adapters.a.proj.weight", "adapters.b.proj.weight"):
+        assert not torch.equal(before[name], after[name]), name

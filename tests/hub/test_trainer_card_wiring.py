@@ -95,3 +95,14 @@ def test_trainer_push_without_results_still_uploads_the_librarys_card(model, upl
     assert yaml.safe_load(card.split("---\n")[1])["library_name"] == "mllm-balance"
     assert "No evaluation results were provided with this upload." in card
     assert "This model is a fine-tuned version of" not in card
+
+
+def test_create_model_card_passes_its_metadata_to_the_card(model, tmp_path):
+    """`trainer.create_model_card(license=..., language=..., tags=...)` writes them into the README's metadata."""
+    trainer = make_trainer(model, tmp_path / "run")
+    trainer.create_model_card(license="mit", language="fr", tags="kaomoji")
+    card = (tmp_path / "run" / "README.md").read_text()
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert meta["license"] == "mit"
+    assert meta["language"] in ("fr", ["fr"])
+    assert "kaomoji" in meta["tags"] and meta["library_name"] == "mllm-balance"
