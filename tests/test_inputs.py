@@ -15,6 +15,8 @@ from mllm_balance import (
     BalanceTrainingArguments,
     build_feature_dataset,
 )
+from mllm_balance.baselines import get_baseline
+from mllm_balance.collator import validate_feature_dataset
 from mllm_balance.robustness import drop_modalities
 
 
@@ -215,3 +217,55 @@ def test_none_rows_train_exactly_as_absent_entries(tmp_path, tiny_config, featur
     all_absent = Dataset.from_dict({"a": [None, [0.0] * 6], "b": [None, [0.0] * 5], "labels": [0, 1]})
     with pytest.raises(ValueError, match=r"rows \[0\] of the train dataset have no modality present"):
         trainer(tmp_path, tiny_config, all_absent, None, order_schedule="fixed")
+
+
+def test_validation_reads_presence_and_names_rows_across_chunks(tmp_path, tiny_config):
+    """`validate_feature_dataset` in chunks of 4: a NaN in an absent entry is accepted, a NaN in a present one and
+    rows with nothing present are named by their index in the dataset (at most ten), and a missing `labels`
+    column and a scalar modality column get their own messages."""
+    n = 16
+    a, b = np.ones((n, 6), np.float32), np.ones((n, 5), np.float32)
+    a[6] = np.nan  # row 6: `a` marked absent, so its NaN is not read
+    rows = {"a": a.tolist(), "b": b.tolist(), "a_present": [i != 6 for i in range(n)], "labels": [0] * n}
+    validate_feature_dataset(Dataset.from_dict(rows), {"a": 6, "b": 5}, 3, batch_size=4)
+    with pytest.raises(ValueError, match=r"^modality 'a' in the dataset holds NaN or inf in rows \[6\]$"):
+        validate_feature_dataset(
+            Dataset.from_dict({**rows, "a_present": [True] * n}), {"a": 6, "b": 5}, 3, batch_size=4
+        )
+    a[6] = 1.0
+    late = {**rows, "a": a.tolist(), "a_present": [i < 8 for i in range(n)], "b_present": [i < 8 for i in range(n)]}
+    with pytest.raises(ValueError, match=r"^rows \[8, 9, 10, 11\] of the dataset have no modality present$"):
+        validate_feature_dataset(Dataset.from_dict(late), {"a": 6, "b": 5}, 3, batch_size=4)
+    early = {**late, "a_present": [i < 2 for i in range(n)], "b_present": [i < 2 for i in range(n)]}
+    with pytest.raises(ValueError, match=r"^rows \[2, 3, 4, 5, 6, 7, 8, 9, 10, 11\] of the dataset have no modality"):
+        validate_feature_dataset(Dataset.from_dict(early), {"a": 6, "b": 5}, 3)
+    no_labels = Dataset.from_dict({"a": a.tolist(), "b": b.tolist()})
+    with pytest.raises(ValueError, match=r"^the dataset has no 'labels' column; its columns are \['a', 'b'\]$"):
+        validate_feature_dataset(no_labels, {"a": 6, "b": 5})
+    scalar = Dataset.from_dict({"a": [1.0] * n, "b": b.tolist(), "labels": [0] * n})
+    with pytest.raises(ValueError, match=r"^modality 'a' in the dataset is not a column of vectors \(shape \(16,\)\)$"):
+        validate_feature_dataset(scalar, {"a": 6, "b": 5})
+
+
+def test_a_trainer_without_arguments_writes_to_outputs(tiny_config, tiny_datasets):
+    """`args=None` gives `BalanceTrainingArguments(output_dir="outputs")`."""
+    trainer = BalanceTrainer(
+        model=BalancedModel(tiny_config), train_dataset=tiny_datasets[0], eval_dataset=tiny_datasets[1]
+    )
+    assert isinstance(trainer.args, BalanceTrainingArguments) and trainer.args.output_dir == "outputs"
+
+
+def test_joint_training_ignores_step_terms_a_baseline_cannot_add(tmp_path, tiny_datasets):
+    """Under `alternation="joint"` there are no alternating steps, so a model without step options accepts the
+    unimodal and hybrid weights (ignored); with alternating steps it refuses them by name."""
+    spec = get_baseline("concat")
+    for weight in ("unimodal_loss_weight", "hybrid_loss_weight"):
+        model = spec.build_model(spec.build_config({"a": 6, "b": 5}, num_labels=3, hidden_size=8))
+        trainer = BalanceTrainer(
+            model=model,
+            args=args(tmp_path, alternation="joint", order_schedule="fixed", **{weight: 0.5}),
+            train_dataset=tiny_datasets[0],
+        )
+        assert trainer._step_options.get("unimodal_loss_weight", 0) == (0.5 if weight == "unimodal_loss_weight" else 0)
+        with pytest.raises(ValueError, match=f"^ConcatModel does not support {weight}: leave it at 0 for this model$"):
+            BalanceTrainer(model=model, args=args(tmp_path, order_schedule="fixed", **{weight: 0.5}))

@@ -124,6 +124,13 @@ def test_alternating_step_updates_only_the_active_adapter():
             assert not changed, k  # other adapters bit-identical
 
 
+def test_an_alternating_step_is_refused_in_eval_mode() -> None:
+    """`active_modality` on a model in eval mode is an error that says the step is for training only."""
+    model = three_modality_model().eval()
+    with pytest.raises(ValueError, match="^active_modality is only meaningful in training mode$"):
+        model(features(), labels=torch.zeros(6, dtype=torch.long), active_modality="text")
+
+
 def test_first_modality_step_does_not_touch_the_memory():
     model = three_modality_model().train()
     out = model(
@@ -241,3 +248,14 @@ def test_entropy_inference_is_the_entropy_weighted_sum_of_the_unimodal_logits():
         entropy = torch.stack([-(uni[m][i].softmax(-1) * uni[m][i].log_softmax(-1)).sum() for m in mods])
         weights = torch.exp(-entropy) / torch.exp(-entropy).sum()
         torch.testing.assert_close(out.logits[i], sum(w * uni[m][i] for w, m in zip(weights, mods)))
+
+
+def test_batch_mapping_at_eval_reads_the_batch() -> None:
+    """`mapping_at_eval="batch"` keeps the batch correlation in eval mode: a sample alone is predicted differently
+    than in its batch (the documented trade-off against the default identity mapping)."""
+    model = three_modality_model(mapping_at_eval="batch").eval()
+    assert model.mapping.at_eval == "batch"
+    x = features(8)
+    full = model(x).logits
+    alone = model({m: v[:1] for m, v in x.items()}).logits
+    assert not torch.allclose(alone, full[:1])

@@ -9,7 +9,7 @@ import warnings
 import pytest
 
 from mllm_balance import equilibrium_deviation, next_order, shapley_values
-from mllm_balance.shapley import coalitions_needed
+from mllm_balance.shapley import coalitions_needed, sample_permutations
 
 
 def table_game(table):
@@ -104,6 +104,17 @@ def test_permutation_estimate_matches_exact_within_reported_error_n6():
     assert dict(again) == dict(approx)
 
 
+def test_permutation_standard_error_by_hand() -> None:
+    """The permutation estimate's stderr is the sample std (ddof=1) of the marginals over sqrt(#orders)."""
+    v = table_game({frozenset(): 0, frozenset("a"): 10, frozenset("b"): 20, frozenset("ab"): 50})
+    # seed 2 draws a first twice and b first twice: a's marginals are 10, 10 (first) and 30, 30 (after b)
+    assert sorted(sample_permutations(2, 4, seed=2)[:, 0].tolist()) == [0, 0, 1, 1]
+    phi = shapley_values(v, ["a", "b"], method="permutation", num_permutations=4, seed=2)
+    assert phi == pytest.approx({"a": 20.0, "b": 30.0})
+    # std(ddof=1) of (10, 10, 30, 30) = sqrt(4 * 10^2 / 3); over sqrt(4): 10 / sqrt(3) (b: 20, 20, 40, 40, the same)
+    assert phi.stderr == pytest.approx({"a": 10 / math.sqrt(3), "b": 10 / math.sqrt(3)})
+
+
 def test_coalitions_needed_cover_what_the_estimators_ask():
     asked = set()
 
@@ -120,6 +131,8 @@ def test_coalitions_needed_cover_what_the_estimators_ask():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="distinct"):
         shapley_values(len, ["a", "a"])
+    with pytest.raises(ValueError, match="^at least one modality is needed$"):
+        shapley_values(len, [])
     with pytest.raises(ValueError, match="method"):
         shapley_values(len, ["a"], method="banzhaf")
     with pytest.raises(ValueError, match="^equilibrium_deviation needs at least one modality$"):

@@ -11,6 +11,7 @@ from feature_helpers import make_args
 from transformers import TrainerCallback
 
 from mllm_balance import BalancedModel, BalanceTrainer, build_feature_dataset
+from mllm_balance.trainer import NonFiniteTrainingError
 
 
 def make_trainer(tmp_path, config, datasets, **overrides):
@@ -97,6 +98,102 @@ def test_epoch_alternation_trains_one_modality_per_epoch(tmp_path, tiny_config, 
     assert not torch.equal(before["adapters.b.proj.weight"], after["adapters.b.proj.weight"])
     assert torch.equal(before["adapters.a.proj.weight"], after["adapters.a.proj.weight"])
     assert torch.equal(before["adapters.a.proj.bias"], after["adapters.a.proj.bias"])
+
+
+class AdapterSnapshots(TrainerCallback):
+    """The adapters' weights at the start of training and at the end of every epoch."""
+
+    def __init__(self):
+        self.weights: list[dict[str, torch.Tensor]] = []
+
+    def _snapshot(self, model) -> None:
+        self.weights.append({m: a.proj.weight.detach().clone() for m, a in model.adapters.items()})
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self._snapshot(model)
+
+    def on_epoch_end(self, args, state, control, model=None, **kwargs):
+        self._snapshot(model)
+
+
+def test_epoch_alternation_trains_each_modality_in_turn_and_scores_after_each_round(
+    tmp_path, tiny_config, tiny_datasets
+) -> None:
+    """With `alternation="epoch"` and two modalities, epoch 0 trains the first of the order, epoch 1 the second,
+    and the modalities are scored once the round is over (after epoch 1), not after every epoch."""
+    trainer = make_trainer(
+        tmp_path, tiny_config, tiny_datasets, num_train_epochs=2, alternation="epoch", initial_order="b,a"
+    )
+    trainer.score_modalities = FakeScores([{"a": 1.0, "b": 2.0}] * 2)
+    snapshots = AdapterSnapshots()
+    trainer.add_callback(snapshots)
+    trainer.train()
+    start, epoch0, epoch1 = snapshots.weights
+    assert not torch.equal(start["b"], epoch0["b"]) and torch.equal(start["a"], epoch0["a"])
+    assert not torch.equal(epoch0["a"], epoch1["a"]) and torch.equal(epoch0["b"], epoch1["b"])
+    assert trainer.order_state.scored_epochs == [1]
+    assert [log["order"] for log in trainer.state.log_history if "edm" in log] == ["a>b"]
+
+
+@pytest.mark.parametrize("alternation", ["joint", "epoch"])
+def test_a_compute_loss_func_gets_the_label_count_of_the_accumulated_batches(
+    tmp_path, tiny_config, tiny_datasets, alternation
+) -> None:
+    """A `compute_loss_func` passed through to the Trainer gets `num_items_in_batch`: the labels of the batches
+    that one optimizer step accumulates (2 x 16 here)."""
+    seen = []
+
+    def summed_cross_entropy(outputs, labels, num_items_in_batch=None):
+        seen.append(None if num_items_in_batch is None else int(num_items_in_batch))
+        if num_items_in_batch is None:  # the per-batch mean
+            return torch.nn.functional.cross_entropy(outputs.logits, labels)
+        return torch.nn.functional.cross_entropy(outputs.logits, labels, reduction="sum") / num_items_in_batch
+
+    torch.manual_seed(0)
+    trainer = BalanceTrainer(
+        model=BalancedModel(tiny_config),
+        args=make_args(tmp_path, num_train_epochs=1, alternation=alternation, gradient_accumulation_steps=2),
+        train_dataset=tiny_datasets[0],
+        eval_dataset=tiny_datasets[1],
+        compute_loss_func=summed_cross_entropy,
+    )
+    trainer.train()
+    assert seen == [32] * 6  # 96 rows in batches of 16
+
+
+def test_flops_estimate_is_six_times_batch_times_parameters(tmp_path, tiny_config, tiny_datasets) -> None:
+    """`floating_point_ops` counts the rows of the batch (not a feature size) times the trainable parameters."""
+    trainer = make_trainer(tmp_path, tiny_config, tiny_datasets)
+    batch = trainer.data_collator([tiny_datasets[0][i] for i in range(3)])
+    assert batch["features"]["a"].shape == (3, 6)
+    parameters = sum(p.numel() for p in trainer.model.parameters())
+    assert trainer.floating_point_ops(batch) == 6 * 3 * parameters
+
+
+class PoisonClassifier(TrainerCallback):
+    """Fills the classifier's weights with NaN at the end of global step `step`."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step == self.step:
+            with torch.no_grad():
+                model.classifier.weight.fill_(float("nan"))
+
+
+@pytest.mark.parametrize("saved", [True, False], ids=["checkpoint", "no-checkpoint"])
+def test_a_non_finite_loss_names_the_checkpoint_that_is_kept(tmp_path, tiny_config, tiny_datasets, saved) -> None:
+    """The error for a non-finite loss names the newest checkpoint left in `output_dir`, or says none was saved."""
+    save = {"save_strategy": "steps", "save_steps": 2} if saved else {"save_strategy": "no"}
+    trainer = make_trainer(tmp_path, tiny_config, tiny_datasets, num_train_epochs=1, initial_order="a,b", **save)
+    trainer.add_callback(PoisonClassifier(3))  # after step 3: the loss of step 4 is NaN
+    with pytest.raises(NonFiniteTrainingError) as caught:
+        trainer.train()
+    message = str(caught.value)
+    assert "the training loss is not finite (nan) at epoch 1, step 4 (the 'a' step)" in message
+    kept = f"the last checkpoint, {tmp_path / 'checkpoint-2'}, is kept" if saved else "no checkpoint had been saved"
+    assert f"training stopped before applying it; {kept}. Resume with" in message
 
 
 def test_step_alternation_updates_once_per_modality_and_batch(tmp_path, tiny_config, tiny_datasets):
@@ -200,3 +297,26 @@ def test_max_grad_norm_zero_leaves_the_steps_between_modalities_unclipped(tmp_pa
     after = trainer.model.state_dict()
     for name in ("adapters.a.proj.weight", "adapters.b.proj.weight"):
         assert not torch.equal(before[name], after[name]), name
+
+
+@pytest.mark.parametrize("initial", ["declared", ""])
+def test_declared_initial_order_is_the_config_order(tmp_path, tiny_config, tiny_datasets, initial):
+    """`initial_order="declared"` (or empty) starts from the order the config declares its modalities in."""
+    trainer = make_trainer(tmp_path, tiny_config, tiny_datasets, initial_order=initial)
+    assert trainer.order_state.order == ["a", "b"]
+
+
+def test_unvalidated_datasets_keep_the_models_per_batch_value_check(tmp_path, tiny_config, tiny_datasets):
+    """With `check_values=False` the trainer skips its up-front scan, so each batch must still be scanned by the
+    model: a NaN in a present feature stops training with the model's message (not a NaN loss)."""
+    train, _ = tiny_datasets
+    poisoned = train.map(lambda row, i: {"a": [float("nan")] * 6} if i == 5 else {}, with_indices=True)
+    torch.manual_seed(0)
+    trainer = BalanceTrainer(
+        model=BalancedModel(tiny_config),
+        args=make_args(tmp_path, num_train_epochs=1, order_schedule="fixed"),
+        train_dataset=poisoned,
+        check_values=False,
+    )
+    with pytest.raises(ValueError, match=r"feature 'a' holds NaN or inf in present samples \[\d+\]"):
+        trainer.train()
