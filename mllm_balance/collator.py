@@ -82,10 +82,7 @@ def feature_schema(splits: Mapping[str, Dataset]) -> dict[str, int]:
 
 
 def _row_lengths(dataset: Dataset, column: str) -> set[int]:
-    """The lengths of a list column's rows: its declared length, or the distinct lengths found in the rows."""
-    declared = getattr(dataset.features[column], "length", -1)
-    if declared not in (None, -1):
-        return {int(declared)}
+    """The distinct lengths of a list column's rows (a declared length holds for every row)."""
     lengths = pc.drop_null(pc.list_value_length(dataset.data.column(column)))  # a None row is an absent entry
     return {int(n) for n in np.unique(lengths.to_numpy(zero_copy_only=False))}
 
@@ -156,7 +153,7 @@ def feature_view(dataset: Dataset, columns: Sequence[str] | None = None) -> Data
     """
     columns = list(dataset.column_names if columns is None else columns)
     with_none = {c for c in columns if dataset.data.column(c).null_count}
-    view = dataset if columns == dataset.column_names else dataset.select_columns(columns)
+    view = dataset.select_columns(columns)
     if not with_none:
         return view.with_format("numpy")
     return view.with_format("numpy", columns=[c for c in columns if c not in with_none], output_all_columns=True)
