@@ -135,6 +135,9 @@ def test_bad_arguments():
         shapley_values(len, [])
     with pytest.raises(ValueError, match="method"):
         shapley_values(len, ["a"], method="banzhaf")
+
+
+def test_edm_of_no_modality_is_refused_by_name():
     with pytest.raises(ValueError, match="^equilibrium_deviation needs at least one modality$"):
         equilibrium_deviation({})
 
