@@ -28,9 +28,6 @@ class LateFusionModel(BaselineModel):
         self.heads = nn.ModuleDict({m: nn.Linear(config.hidden_size, config.num_labels) for m in config.modalities})
         self.post_init()
 
-    def unimodal(self, adapted: Features) -> dict[str, torch.Tensor]:
-        return {m: self.heads[m](h) for m, h in adapted.items()}  # (B, C) each
-
     def fuse(self, adapted: Features, present: Mask):
         mods = list(present)
         log_p = torch.stack([F.log_softmax(self.heads[m](adapted[m]), dim=-1) for m in mods])  # (M, B, C)

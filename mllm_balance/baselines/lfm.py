@@ -116,9 +116,6 @@ class LFMModel(BaselineModel):
             return float(start + (end - start) * self.train_progress)
         raise ValueError(f"schedule must be one of {LFM_SCHEDULES}, got {schedule!r}")
 
-    def unimodal(self, adapted: Features) -> dict[str, torch.Tensor]:
-        return {m: self.heads[m](h) for m, h in adapted.items()}  # (B, C) each
-
     def fuse(self, adapted: Features, present: Mask):
         mods = list(present)
         uni = torch.stack([self.heads[m](adapted[m]) for m in mods])  # (M, B, C)

@@ -135,3 +135,13 @@ def test_trainer_push_produces_the_same_card(model, hub, tmp_path, monkeypatch):
     assert from_trainer["files"]["README.md"] == from_push["files"]["README.md"]
     assert from_trainer["files"]["contributions.png"] == from_push["files"]["contributions.png"]
     assert from_trainer["files"]["model.safetensors"] == from_push["files"]["model.safetensors"]
+
+
+def test_model_push_to_hub_is_the_adapter_push(model, hub):
+    """`BalancedModel.push_to_hub(repo, results=..., **kwargs)` sends what `push_adapters_to_hub` sends, with the
+    same repo options (the `max_shard_size` of `PreTrainedModel.push_to_hub` is accepted: adapters are one file)."""
+    model.push_to_hub("me/balanced-kaomoji", results=full_results(), max_shard_size="1GB", private=True)
+    push_adapters_to_hub(model, "me/balanced-kaomoji", full_results(), private=True)
+    first, second = hub.uploads
+    assert first == second and "Fusion accuracy" in first["files"]["README.md"].decode()
+    assert hub.repos[0] == hub.repos[1] and hub.repos[0][1]["private"] is True
