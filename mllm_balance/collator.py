@@ -159,16 +159,19 @@ def feature_view(dataset: Dataset, columns: Sequence[str] | None = None) -> Data
     return view.with_format("numpy", columns=[c for c in columns if c not in with_none], output_all_columns=True)
 
 
-def _as_matrix(column: Any, modality: str, name: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """A modality column as `(n, D)` float32, its `None` rows (absent entries, as the collator reads them) zero-filled,
-    and which rows were `None` `(n,)`."""
+def _as_matrix(column: Any, modality: str, name: str, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A modality column as `(n, D)` float32, its `None` rows (absent entries, as the collator reads them) zero-filled
+    (`dim` wide, by default as wide as the other rows), and which rows were `None` `(n,)`."""
     if not isinstance(column, np.ndarray):
         column = list(column)  # a list, or a `datasets` column of Python rows
     absent = np.zeros(len(column), dtype=bool)
-    if isinstance(column, list) or column.dtype == object:
+    if isinstance(column, list):  # only Python rows can hold None (numpy formatting refuses them)
         absent = np.array([row is None for row in column], dtype=bool)
+        if absent.all() and dim is None:
+            raise ValueError(f"modality {modality!r} in the {name} holds None in every row")
         if absent.any():
-            column = [np.zeros(dim, dtype=np.float32) if a else row for row, a in zip(column, absent)]
+            width = dim if dim is not None else len(column[int(np.argmin(absent))])  # of the first row with a value
+            column = [np.zeros(width, dtype=np.float32) if a else row for row, a in zip(column, absent)]
     try:
         x = np.asarray(column if not isinstance(column, list) else np.stack(column), dtype=np.float32)
     except ValueError as err:

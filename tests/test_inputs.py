@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from datasets import Dataset
+from datasets import Dataset, List, Value
 
 from mllm_balance import (
     BalanceConfig,
@@ -269,3 +269,19 @@ def test_joint_training_ignores_step_terms_a_baseline_cannot_add(tmp_path, tiny_
         assert trainer._step_options.get("unimodal_loss_weight", 0) == (0.5 if weight == "unimodal_loss_weight" else 0)
         with pytest.raises(ValueError, match=f"^ConcatModel does not support {weight}: leave it at 0 for this model$"):
             BalanceTrainer(model=model, args=args(tmp_path, order_schedule="fixed", **{weight: 0.5}))
+
+
+def test_drop_modalities_reads_none_rows_float_flags_and_names_bad_columns():
+    """`drop_modalities` (the missing-modality evaluation's copy of a split): `None` rows become absent zero rows as
+    wide as the others, presence flags stored as 0.0 / 1.0 are read as bools, and a modality that is ragged or
+    `None` in every row is refused by name."""
+    rows = {"a": [[1.0, 2.0], None, [3.0, 4.0]], "a_present": [1.0, 1.0, 0.0], "b": [[1.0]] * 3, "labels": [0, 1, 2]}
+    kept = drop_modalities(Dataset.from_dict(rows), ["a", "b"], 0.0)
+    np.testing.assert_array_equal(np.asarray(kept["a"]), [[1.0, 2.0], [0.0, 0.0], [0.0, 0.0]])
+    np.testing.assert_array_equal(np.asarray(kept["a_present"]), [True, False, False])
+    ragged = Dataset.from_dict({"a": [[1.0, 2.0], [3.0]], "labels": [0, 1]})
+    with pytest.raises(ValueError, match="^modality 'a' in the dataset has rows of different feature sizes$"):
+        drop_modalities(ragged, ["a"], 0.5)
+    empty = Dataset.from_dict({"a": [[1.0], [2.0]], "b": [None, None], "labels": [0, 1]})
+    with pytest.raises(ValueError, match="^modality 'b' in the dataset holds None in every row$"):
+        drop_modalities(empty.cast_column("b", List(Value("float32"))), ["a", "b"], 0.5)
