@@ -171,9 +171,9 @@ def _as_matrix(column: Any, modality: str, name: str, dim: int | None = None) ->
             raise ValueError(f"modality {modality!r} in the {name} holds None in every row")
         if absent.any():
             width = dim if dim is not None else len(column[int(np.argmin(absent))])  # of the first row with a value
-            column = [np.zeros(width, dtype=np.float32) if a else row for row, a in zip(column, absent)]
+            column = [np.zeros(width) if a else row for row, a in zip(column, absent)]
     try:
-        x = np.asarray(column if not isinstance(column, list) else np.stack(column), dtype=np.float32)
+        x = np.asarray(column, dtype=np.float32)
     except ValueError as err:
         raise ValueError(f"modality {modality!r} in the {name} has rows of different feature sizes") from err
     if x.ndim != 2:

@@ -344,8 +344,8 @@ class BalanceTrainer(Trainer):
 
 def _numpy_view(dataset, config):
     """Serve the feature columns as numpy arrays (fast batching); other columns are left out."""
-    if dataset is None or not hasattr(dataset, "with_format"):
-        return dataset
+    if dataset is None:
+        return None
     wanted = [c for m in config.modalities for c in (m, f"{m}_present")] + [LABEL_COLUMN]
     return feature_view(dataset, [c for c in wanted if c in dataset.column_names])
 

@@ -285,3 +285,14 @@ def test_drop_modalities_reads_none_rows_float_flags_and_names_bad_columns():
     empty = Dataset.from_dict({"a": [[1.0], [2.0]], "b": [None, None], "labels": [0, 1]})
     with pytest.raises(ValueError, match="^modality 'b' in the dataset holds None in every row$"):
         drop_modalities(empty.cast_column("b", List(Value("float32"))), ["a", "b"], 0.5)
+
+
+def test_a_chunk_whose_rows_are_all_none_is_validated_at_the_model_size():
+    """Validation in chunks of 2: a chunk where `b` is `None` in every row is filled at `b`'s size (5) and passes; a
+    `None` row beside rows of another size is a size mismatch, named as such."""
+    a, b = np.ones((4, 6)).tolist(), np.ones((4, 5)).tolist()
+    rows = {"a": a, "b": [None, None, *b[2:]], "labels": [0, 1, 2, 0]}
+    validate_feature_dataset(Dataset.from_dict(rows), {"a": 6, "b": 5}, 3, batch_size=2)
+    narrow = {**rows, "b": [None, [1.0] * 4, *b[2:]]}
+    with pytest.raises(ValueError, match="^modality 'b' in the dataset has rows of different feature sizes$"):
+        validate_feature_dataset(Dataset.from_dict(narrow), {"a": 6, "b": 5}, 3, batch_size=2)
