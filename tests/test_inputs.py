@@ -296,3 +296,26 @@ def test_a_chunk_whose_rows_are_all_none_is_validated_at_the_model_size():
     narrow = {**rows, "b": [None, [1.0] * 4, *b[2:]]}
     with pytest.raises(ValueError, match="^modality 'b' in the dataset has rows of different feature sizes$"):
         validate_feature_dataset(Dataset.from_dict(narrow), {"a": 6, "b": 5}, 3, batch_size=2)
+
+
+def test_a_declared_feature_size_is_checked_without_the_value_scan(feature_maker):
+    """With `check_values=False` only the declared sizes are read, and a wrong one is still refused by name."""
+    features, labels = feature_maker(8, dims=(("a", 7), ("b", 5)))
+    with pytest.raises(ValueError, match="^modality 'a' in the train has feature size 7; the model expects 6$"):
+        validate_feature_dataset(
+            build_feature_dataset(features, labels), {"a": 6, "b": 5}, name="train", check_values=False
+        )
+
+
+def test_the_value_scan_names_sizes_and_lists_at_most_ten_rows_or_labels():
+    """A column saved without a declared size is measured by the scan; NaN rows and bad labels are listed up to ten."""
+    n = 12
+    undeclared = Dataset.from_dict({"a": np.ones((n, 7)).tolist(), "labels": [0] * n})
+    with pytest.raises(ValueError, match="^modality 'a' in the dataset has feature size 7; the model expects 6$"):
+        validate_feature_dataset(undeclared, {"a": 6})
+    nan_rows = Dataset.from_dict({"a": np.full((n, 6), np.nan).tolist(), "labels": [0] * n})
+    with pytest.raises(ValueError, match=r"in rows \[0, 1, 2, 3, 4, 5, 6, 7, 8, 9\]$"):
+        validate_feature_dataset(nan_rows, {"a": 6})
+    bad_labels = Dataset.from_dict({"a": np.ones((n, 6)).tolist(), "labels": list(range(3, 3 + n))})
+    with pytest.raises(ValueError, match=r"has labels \[3, 4, 5, 6, 7, 8, 9, 10, 11, 12\] outside the label set 0..2$"):
+        validate_feature_dataset(bad_labels, {"a": 6}, 3)
