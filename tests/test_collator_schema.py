@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict
+from feature_helpers import make_args
 
-from mllm_balance import BalanceConfig, BalancedModel, BalanceTrainer, BalanceTrainingArguments, build_feature_dataset
+from mllm_balance import BalanceConfig, BalancedModel, BalanceTrainer, build_feature_dataset
 from mllm_balance.collator import feature_id2label, feature_view
 
 
@@ -44,7 +45,7 @@ def test_the_trainer_serves_only_the_model_columns_as_numpy(tmp_path) -> None:
     """`BalanceTrainer` batches numpy arrays of the modality, presence and label columns, nothing else."""
     train = split([0, 1, 2, 1]).add_column("note", ["w", "x", "y", "z"])
     config = BalanceConfig(modality_dims={"a": 2}, num_labels=3, hidden_size=4)
-    args = BalanceTrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[], order_schedule="fixed")
+    args = make_args(tmp_path, order_schedule="fixed")
     trainer = BalanceTrainer(model=BalancedModel(config), args=args, train_dataset=train)
     assert trainer.train_dataset.format["type"] == "numpy"
     assert trainer.train_dataset.column_names == ["a", "labels"]
