@@ -123,7 +123,7 @@ def validate_feature_dataset(
         chunk = view[start : start + batch_size]
         any_present = np.zeros(len(chunk[LABEL_COLUMN]), dtype=bool)
         for m, dim in modality_dims.items():
-            x, absent = _as_matrix(chunk[m], m, name, dim)
+            x, absent = modality_matrix(chunk[m], m, name, dim)
             if x.shape[1] != dim:
                 raise ValueError(f"modality {m!r} in the {name} has feature size {x.shape[1]}; the model expects {dim}")
             mask = _presence(chunk, m, x.shape[0]) & ~absent
@@ -159,9 +159,23 @@ def feature_view(dataset: Dataset, columns: Sequence[str] | None = None) -> Data
     return view.with_format("numpy", columns=[c for c in columns if c not in with_none], output_all_columns=True)
 
 
-def _as_matrix(column: Any, modality: str, name: str, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """A modality column as `(n, D)` float32, its `None` rows (absent entries, as the collator reads them) zero-filled
-    (`dim` wide, by default as wide as the other rows), and which rows were `None` `(n,)`."""
+def modality_matrix(column: Any, modality: str, name: str, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A modality column of a feature dataset as one float32 matrix, reading `None` rows as absent entries (as the
+    collator does).
+
+    Args:
+        column (`np.ndarray`, `list` or a `datasets` column): `n` rows, each a vector or `None`.
+        modality (`str`), name (`str`): the modality and the split / dataset, for error messages.
+        dim (`int`, *optional*): width of the zero rows that stand for `None` (default: as wide as the other rows).
+
+    Returns:
+        `(x, absent)`: `x` of shape `(n, D)` with `None` rows zero-filled, `absent` `(n,)` bool, True where the row
+        was `None`.
+
+    Raises:
+        `ValueError`: rows of different sizes, rows that are not vectors, or `None` in every row (when `dim` is not
+        given), naming `modality` and `name`.
+    """
     if not isinstance(column, np.ndarray):
         column = list(column)  # a list, or a `datasets` column of Python rows
     absent = np.zeros(len(column), dtype=bool)
@@ -239,6 +253,7 @@ __all__ = [
     "build_feature_dataset",
     "feature_id2label",
     "feature_view",
+    "modality_matrix",
     "validate_feature_dataset",
     "presence_column",
     "LABEL_COLUMN",

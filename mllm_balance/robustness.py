@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from .collator import LABEL_COLUMN, _as_matrix, build_feature_dataset, feature_view, presence_column
+from .collator import LABEL_COLUMN, build_feature_dataset, feature_view, modality_matrix, presence_column
 
 DEFAULT_DROP_RATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 
@@ -71,7 +71,7 @@ def drop_modalities(dataset, modalities: Sequence[str], rate: float, seed: int |
     """
     view = feature_view(dataset)
     n = len(dataset)
-    columns = {m: _as_matrix(view[m], m, "dataset") for m in modalities}  # {m: ((n, D_m), absent (n,))}
+    columns = {m: modality_matrix(view[m], m, "dataset") for m in modalities}  # {m: ((n, D_m), absent (n,))}
     features = {m: x for m, (x, _) in columns.items()}
     present = {
         m: (

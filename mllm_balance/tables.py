@@ -176,11 +176,23 @@ def _missing(result: Mapping[str, Any], rate: float, key: str = "missing_modalit
 OUR_METHODS = ("ours", "paper")
 
 
+def difference_standard_error(a: tuple[float, float, int], b: tuple[float, float, int]) -> float | None:
+    """Standard error of the difference of two means over independent runs, `sqrt(s_a^2 / n_a + s_b^2 / n_b)`, from
+    [`~mllm_balance.runs.mean_std`]'s `(mean, sample std, count)` of each; `None` unless both have two runs or more.
+
+    A difference well inside two standard errors is one the seeds cannot tell from zero."""
+    (_, s_a, n_a), (_, s_b, n_b) = a, b
+    if n_a < 2 or n_b < 2:
+        return None
+    return math.sqrt(s_a**2 / n_a + s_b**2 / n_b)
+
+
 def headline_table(results: Sequence[Mapping[str, Any]], methods: Sequence[str] | None = None) -> str:
     """One row per method: learning rate, each modality alone, fusion, EDM and the accuracy at the largest missing
     rate, both the mean over the drop draws (`missing_modality_mean`) and the single first draw
     (`missing_modality`); then one line per column saying how far `ours` is from the best baseline (every method
-    but `ours` and `paper`). Bold: `ours` and the best baseline of the fusion and missing columns."""
+    but `ours` and `paper`), with the standard error of that difference ([`difference_standard_error`]). Bold:
+    `ours` and the best baseline of the fusion and missing columns."""
     groups = group_runs(main_runs(results))
     methods = [m for m in (methods or list(groups)) if m in groups]
     if not methods:
@@ -196,7 +208,8 @@ def headline_table(results: Sequence[Mapping[str, Any]], methods: Sequence[str] 
             mean_key = "missing_modality_mean"
             columns[f"{rate:.0%} missing (mean of {draws} draws)"] = lambda r: _missing(r, rate, mean_key)
         columns[f"{rate:.0%} missing (one draw)"] = lambda r: _missing(r, rate)
-    means = {col: {m: mean_std(get(r) for r in groups[m])[0] for m in methods} for col, get in columns.items()}
+    stats = {col: {m: mean_std(get(r) for r in groups[m]) for m in methods} for col, get in columns.items()}
+    means = {col: {m: v[0] for m, v in stats[col].items()} for col in columns}
     best = {col: _best({m: v for m, v in means[col].items() if m not in OUR_METHODS}, max) for col in columns}
     header = ["Method", "lr", *(f"{mod} alone" for mod in mods), "fusion", "EDM", *list(columns)[1:]]
     rows = []
@@ -216,7 +229,12 @@ def headline_table(results: Sequence[Mapping[str, Any]], methods: Sequence[str] 
             continue
         gap = means[col]["ours"] - means[col][best[col]]
         if math.isfinite(gap):
-            lines.append(f"{col}: {display_name('ours')} − best baseline ({display_name(best[col])}) = {gap:+.2f}\n")
+            line = f"{col}: {display_name('ours')} − best baseline ({display_name(best[col])}) = {gap:+.2f}"
+            se = difference_standard_error(stats[col]["ours"], stats[col][best[col]])
+            if se is not None:
+                n_ours, n_best = stats[col]["ours"][2], stats[col][best[col]][2]
+                line += f" (standard error {se:.2f}, over {n_ours} and {n_best} seeds)"
+            lines.append(line + "\n")
     return "\n".join(lines)
 
 
@@ -283,5 +301,6 @@ __all__ = [
     "order_table",
     "flat_rows",
     "headline_table",
+    "difference_standard_error",
     "write_csv",
 ]

@@ -68,6 +68,13 @@ class CompareArguments:
         default_factory=lambda: [1.0, 3.0, 10.0],
         metadata={"help": "Learning-rate sweep: multipliers of each method's base rate, picked on validation."},
     )
+    lr_grid_extensions: int = field(
+        default=2,
+        metadata={
+            "help": "Rates tried beyond an edge of the sweep: while a method's best rate is the largest (smallest) "
+            "tried, try one more, as far beyond it as its neighbour is below (above) it; at most this many per method."
+        },
+    )
     selection: str = field(
         default="best_val",
         metadata={"help": "Model selection, the same for every method: 'best_val' (best validation epoch) or 'last'."},
@@ -376,6 +383,26 @@ def _execute(task) -> dict:
     return results
 
 
+def pick_rate(tried: dict[float, float]) -> float:
+    """The rate of the best validation accuracy among `tried` (`{rate: accuracy}`); ties: the smaller rate."""
+    return max(tried, key=lambda lr: (tried[lr], -lr))
+
+
+def rate_beyond_edge(tried: dict[float, float]) -> float | None:
+    """The next rate to try when the best of `tried` (`{rate: validation accuracy}`) is at an edge of the rates
+    tried: the edge times its ratio to its neighbour (e.g. 0.01 after 0.003 and 0.01 → 0.0333); `None` when the
+    best rate is inside, or fewer than two rates were tried."""
+    rates = sorted(tried)
+    if len(rates) < 2:
+        return None
+    best = pick_rate(tried)
+    if best == rates[-1]:
+        return rates[-1] * rates[-1] / rates[-2]
+    if best == rates[0]:
+        return rates[0] * rates[0] / rates[1]
+    return None
+
+
 def lr_tag(lr: float) -> str:
     return f"lr{lr:.3g}"
 
@@ -388,6 +415,8 @@ def main(argv: list[str] | None = None) -> dict:
     if cargs.selection not in ("best_val", "last"):
         raise ValueError(f"--selection must be 'best_val' or 'last', got {cargs.selection!r}")
     get_preset(cargs.preset)
+    if cargs.lr_grid_extensions < 0:
+        raise ValueError(f"--lr_grid_extensions must be at least 0, got {cargs.lr_grid_extensions}")
     if cargs.missing_draws < 1:
         raise ValueError(f"--missing_draws must be at least 1, got {cargs.missing_draws}")
     ablations = [a for a in cargs.ablations if a != "none"]
@@ -432,12 +461,23 @@ def main(argv: list[str] | None = None) -> dict:
         bases = {method: base_learning_rate(method, cargs) for method in cargs.methods}
         tasks = [(method, None, sweep_seed, bases[method] * k) for method in cargs.methods for k in grid]
         swept = dict(zip(tasks, execute(tasks)))
+
+        def accuracies(method):
+            return {t[3]: r["validation_accuracy"] for t, r in swept.items() if t[0] == method}
+
+        # a best rate at an edge of the grid says the grid was too narrow: extend it there (every method alike)
+        for _ in range(cargs.lr_grid_extensions):
+            beyond = {method: rate_beyond_edge(accuracies(method)) for method in cargs.methods}
+            tasks = [(method, None, sweep_seed, lr) for method, lr in beyond.items() if lr is not None]
+            if not tasks:
+                break
+            swept.update(zip(tasks, execute(tasks)))
         sweep, chosen = [], {}
         for method in cargs.methods:
-            tried = {t[3]: r for t, r in swept.items() if t[0] == method}
-            for lr, r in tried.items():
-                sweep.append({"method": method, "learning_rate": lr, "validation_accuracy": r["validation_accuracy"]})
-            chosen[method] = max(tried, key=lambda v: (tried[v]["validation_accuracy"], -v))
+            tried = accuracies(method)
+            for lr in sorted(tried):
+                sweep.append({"method": method, "learning_rate": lr, "validation_accuracy": tried[lr]})
+            chosen[method] = pick_rate(tried)
         # 2. every seed at the chosen rate (the first seed's run is the sweep's); ablations at ours' chosen rate
         ours_lr = chosen.get("ours", cargs.learning_rate)
         tasks = [(method, None, seed, chosen[method]) for method in cargs.methods for seed in other_seeds]
@@ -487,7 +527,14 @@ def protocol_text(cargs: CompareArguments, grid: list[float], chosen: dict[str, 
         f"Protocol (the same for every method): {cargs.num_train_epochs:g} epochs, batch {cargs.batch_size}, hidden "
         f"size {cargs.hidden_size}; each method's learning rate picked on the validation split among "
         f"{', '.join(f'{k:g}x' for k in grid)} its base rate (AdamW {cargs.learning_rate:g}; methods whose release "
-        f"trains with another optimiser use it at their own base rate) with seed {cargs.seeds[0]}; then seeds "
+        f"trains with another optimiser use it at their own base rate) with seed {cargs.seeds[0]}"
+        + (
+            f", the sweep extended past an edge by up to {cargs.lr_grid_extensions} more rates while a method's best "
+            "rate is the largest or smallest tried (each as far beyond the edge as its neighbour is inside it)"
+            if cargs.lr_grid_extensions
+            else ""
+        )
+        + "; then seeds "
         f"{', '.join(map(str, cargs.seeds))} at the chosen rate; model selection: {selection}; test accuracy "
         f"reported as mean ± std over seeds. {missing}'Ours' is the `{cargs.preset}` preset, 'paper' the paper's "
         "method; "

@@ -16,7 +16,13 @@ from datasets import DatasetDict
 from mllm_balance import build_feature_dataset
 from mllm_balance.plots import pca_2d, plot_feature_distributions, plot_method_contributions, plot_order_upper_bound
 from mllm_balance.runs import format_cell
-from mllm_balance.tables import ablation_table, comparison_table, headline_table, robustness_table
+from mllm_balance.tables import (
+    ablation_table,
+    comparison_table,
+    difference_standard_error,
+    headline_table,
+    robustness_table,
+)
 
 PNG = b"\x89PNG"
 
@@ -122,6 +128,22 @@ def test_headline_table_against_the_best_baseline():
     assert "50% missing (one draw): Ours − best baseline (Late Fusion) = -3.00" in table
 
 
+def test_headline_gap_lines_give_the_standard_error_of_the_difference():
+    """`sqrt(s_ours^2 / n + s_best^2 / n)` by hand: ours 84 / 85 / 86 (s = 1), MLA 83 / 83 / 86 (s = sqrt(3))."""
+    phi = {"text": 30.0, "image": 10.0}
+    results = [run("ours", k, f, 70.0, 50.0, phi) for k, f in enumerate((84.0, 85.0, 86.0))]
+    results += [run("mla", k, f, 70.0, 50.0, phi) for k, f in enumerate((83.0, 83.0, 86.0))]
+    table = headline_table(results)
+    assert "fusion: Ours − best baseline (MLA) = +1.00 (standard error 1.15, over 3 and 3 seeds)" in table
+    assert difference_standard_error((85.0, 1.0, 3), (84.0, 3**0.5, 3)) == pytest.approx((1 / 3 + 1) ** 0.5)
+    assert difference_standard_error((85.0, 1.0, 4), (84.0, 2.0, 2)) == pytest.approx((1 / 4 + 4 / 2) ** 0.5)
+    # one run on either side has no spread to measure: the line gives the difference alone
+    single = headline_table(results[:1] + results[3:])
+    assert "fusion: Ours − best baseline (MLA) = +0.00\n" in single  # 84 against mean(83, 83, 86)
+    assert "standard error" not in single
+    assert difference_standard_error((85.0, 0.0, 1), (84.0, 1.0, 3)) is None
+
+
 def test_plots_are_written(tmp_path):
     fig3 = plot_method_contributions(RESULTS, str(tmp_path / "fig3.png"))
     fig5 = plot_order_upper_bound(RESULTS, str(tmp_path / "fig5.png"))
@@ -170,8 +192,8 @@ def test_compare_recipe_end_to_end(tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["--dataset", str(tmp_path / "features"), "--output_dir", str(out), "--methods", "ours", "concat",
             "--ablations", "fixed_order", "--seeds", "0", "--num_train_epochs", "2", "--hidden_size", "8",
-            "--learning_rate", "0.05", "--lr_grid", "0.5", "1", "--missing_rates", "0", "0.5",
-            "--batch_size", "16"]  # fmt: skip
+            "--learning_rate", "0.05", "--lr_grid", "0.5", "1", "--lr_grid_extensions", "0",
+            "--missing_rates", "0", "0.5", "--batch_size", "16"]  # fmt: skip
     threads = torch.get_num_threads()
     try:
         result = load_compare().main(argv)
@@ -222,7 +244,8 @@ def test_compare_workers_give_the_serial_results(tmp_path, capsys):
     save_feature_splits(tmp_path / "features", sizes=(64, 32, 32))
     common = ["--dataset", str(tmp_path / "features"), "--methods", "ours", "late_fusion", "--ablations", "none",
               "--seeds", "0", "1", "--num_train_epochs", "2", "--hidden_size", "8", "--learning_rate", "0.05",
-              "--lr_grid", "0.5", "1", "--missing_rates", "0.5", "--batch_size", "16"]  # fmt: skip
+              "--lr_grid", "0.5", "1", "--lr_grid_extensions", "0", "--missing_rates", "0.5",
+              "--batch_size", "16"]  # fmt: skip
     threads = torch.get_num_threads()
     try:
         serial = load_compare().main([*common, "--output_dir", str(tmp_path / "serial")])
@@ -233,3 +256,61 @@ def test_compare_workers_give_the_serial_results(tmp_path, capsys):
     for a, b in zip(serial["results"], parallel["results"]):
         assert (a["method"], a["seed"], a["learning_rate"]) == (b["method"], b["seed"], b["learning_rate"])
         assert a["accuracy"] == b["accuracy"] and a["missing_modality"] == b["missing_modality"]
+
+
+@pytest.mark.parametrize(
+    ("tried", "expected"),
+    [
+        ({0.001: 80.0, 0.003: 82.0, 0.01: 81.0}, None),  # best inside the grid
+        ({0.001: 80.0, 0.003: 82.0, 0.01: 83.0}, 0.01 * 0.01 / 0.003),  # best at the top: 0.0333
+        ({0.001: 84.0, 0.003: 82.0, 0.01: 81.0}, 0.001 * 0.001 / 0.003),  # best at the bottom: 0.000333
+        ({0.001: 82.0, 0.003: 82.0, 0.01: 81.0}, 0.001 / 3),  # a tie picks the smaller rate, here the bottom edge
+        ({0.001: 80.0, 0.003: 83.0, 0.01: 83.0}, None),  # a tie at the top picks 0.003, inside
+        ({0.01: 90.0}, None),  # one rate has no neighbour to step by
+    ],
+)
+def test_rate_beyond_edge_by_hand(tried, expected):
+    beyond = load_compare().rate_beyond_edge(tried)
+    if expected is None:
+        assert beyond is None
+    else:
+        assert beyond == pytest.approx(expected, rel=1e-12)
+
+
+def test_compare_extends_the_sweep_past_an_edge(tmp_path, monkeypatch):
+    """A method whose best rate is the largest tried gets the next rate beyond it (and again while it stays best);
+    one whose best rate is inside gets none; the chosen rate is picked among all rates tried."""
+    compare = load_compare()
+    val = {"ours": {0.01: 80.0, 0.02: 82.0, 0.04: 85.0, 0.08: 86.0, 0.16: 99.0}, "concat": {0.01: 80.0, 0.02: 82.0}}
+    val["concat"][0.04] = 81.0  # concat: best 0.02, inside once 0.04 is tried
+    calls = []
+
+    def fake_execute(task):
+        method, ablation, seed, lr, tag = task
+        calls.append((method, ablation, seed, round(lr, 10)))
+        acc = val[method][round(lr, 10)]
+        return {"method": method, "ablation": ablation, "seed": seed, "learning_rate": lr,
+                "validation_accuracy": acc}  # fmt: skip
+
+    monkeypatch.setattr(compare, "_execute", fake_execute)
+    monkeypatch.setattr(compare, "load_features", lambda name: ({}, "fake"))
+    monkeypatch.setattr(compare, "feature_schema", lambda data: {"text": 2, "image": 2})
+    monkeypatch.setattr(compare, "feature_id2label", lambda data: {0: "a", 1: "b"})
+    monkeypatch.setattr(compare, "save_results", lambda *a, **k: None)
+    monkeypatch.setattr(compare, "write_report", lambda *a, **k: {"tables": str(tmp_path / "tables.md")})
+    (tmp_path / "tables.md").write_text("")
+    threads = torch.get_num_threads()
+    try:
+        out = compare.main(["--dataset", "fake", "--output_dir", str(tmp_path), "--methods", "ours", "concat",
+                            "--ablations", "none", "--seeds", "0", "--learning_rate", "0.01", "--lr_grid", "1", "2",
+                            "--lr_grid_extensions", "2"])  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    sweep = {(s["method"], round(s["learning_rate"], 10)) for s in out["sweep"]}
+    # ours: 0.01, 0.02 -> 0.04 (0.02 * 2) -> 0.08, and no third extension (at most 2); concat: 0.04, then inside
+    assert sweep == {("ours", 0.01), ("ours", 0.02), ("ours", 0.04), ("ours", 0.08),
+                     ("concat", 0.01), ("concat", 0.02), ("concat", 0.04)}  # fmt: skip
+    assert out["chosen"] == pytest.approx({"ours": 0.08, "concat": 0.02})
+    assert [c for c in calls if c[0] == "concat"] == [("concat", None, 0, r) for r in (0.01, 0.02, 0.04)]
+    with pytest.raises(ValueError, match="--lr_grid_extensions must be at least 0"):
+        compare.main(["--dataset", "fake", "--output_dir", str(tmp_path), "--lr_grid_extensions", "-1"])
