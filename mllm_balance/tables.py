@@ -141,7 +141,7 @@ def sweep_table(sweep: Sequence[Mapping[str, Any]]) -> str:
     rows = []
     for method, values in by_method.items():
         best = max(values, key=lambda lr: (values[lr], -lr))
-        cells = [f"**{lr:g}: {v:.2f}**" if lr == best else f"{lr:g}: {v:.2f}" for lr, v in sorted(values.items())]
+        cells = [f"**{lr:.3g}: {v:.2f}**" if lr == best else f"{lr:.3g}: {v:.2f}" for lr, v in sorted(values.items())]
         rows.append([display_name(method), *cells])
     width = max(len(r) for r in rows)
     rows = [r + [""] * (width - len(r)) for r in rows]
@@ -215,7 +215,7 @@ def headline_table(results: Sequence[Mapping[str, Any]], methods: Sequence[str] 
     rows = []
     for m in methods:
         lrs = sorted({float(r["learning_rate"]) for r in groups[m] if r.get("learning_rate") is not None})
-        row = [display_name(m), "/".join(f"{lr:g}" for lr in lrs) or "-"]
+        row = [display_name(m), "/".join(f"{lr:.3g}" for lr in lrs) or "-"]
         row += [format_cell((r["accuracy"]["per_modality"].get(mod) for r in groups[m]), 1) for mod in mods]
         for col, get in columns.items():
             cell = format_cell(get(r) for r in groups[m])

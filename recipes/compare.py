@@ -539,7 +539,7 @@ def protocol_text(cargs: CompareArguments, grid: list[float], chosen: dict[str, 
         f"reported as mean ± std over seeds. {missing}'Ours' is the `{cargs.preset}` preset, 'paper' the paper's "
         "method; "
         f"ablations train at the chosen rate of 'Ours'. Chosen rates: "
-        + ", ".join(f"{display_name(m)} {lr:g}" for m, lr in chosen.items())
+        + ", ".join(f"{display_name(m)} {lr:.3g}" for m, lr in chosen.items())
         + ".\n"
     )
 

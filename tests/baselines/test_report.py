@@ -22,6 +22,7 @@ from mllm_balance.tables import (
     difference_standard_error,
     headline_table,
     robustness_table,
+    sweep_table,
 )
 
 PNG = b"\x89PNG"
@@ -314,3 +315,14 @@ def test_compare_extends_the_sweep_past_an_edge(tmp_path, monkeypatch):
     assert [c for c in calls if c[0] == "concat"] == [("concat", None, 0, r) for r in (0.01, 0.02, 0.04)]
     with pytest.raises(ValueError, match="--lr_grid_extensions must be at least 0"):
         compare.main(["--dataset", "fake", "--output_dir", str(tmp_path), "--lr_grid_extensions", "-1"])
+
+
+def test_sweep_table_pads_methods_with_extended_sweeps_and_rounds_rates():
+    """A method whose sweep was extended has more cells; rates show three significant digits; ties pick the smaller."""
+    sweep = [{"method": "ours", "learning_rate": lr, "validation_accuracy": v}
+             for lr, v in ((0.001, 90.0), (0.003, 93.0), (0.01, 93.5), (0.01 * 0.01 / 0.003, 94.0))]  # fmt: skip
+    sweep += [{"method": "mla", "learning_rate": lr, "validation_accuracy": 92.0} for lr in (0.001, 0.003, 0.01)]
+    lines = sweep_table(sweep).splitlines()
+    assert lines[0] == "| Method | rate 1 | rate 2 | rate 3 | rate 4 |"
+    assert lines[2] == "| Ours | 0.001: 90.00 | 0.003: 93.00 | 0.01: 93.50 | **0.0333: 94.00** |"
+    assert lines[3] == "| MLA | **0.001: 92.00** | 0.003: 92.00 | 0.01: 92.00 |  |"
