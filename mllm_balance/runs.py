@@ -107,8 +107,15 @@ def run_edm(result: Mapping[str, Any]) -> float:
     return float(result["edm"])
 
 
+def best_rate(tried: Mapping[float, float]) -> float:
+    """The learning rate of the best validation accuracy among `tried` (`{rate: accuracy}`); ties: the smaller
+    rate (the sweep's rule, the same for every method)."""
+    return max(tried, key=lambda lr: (tried[lr], -lr))
+
+
 __all__ = [
     "DISPLAY_NAMES",
+    "best_rate",
     "ORDER_ROWS",
     "display_name",
     "mean_std",

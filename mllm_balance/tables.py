@@ -15,6 +15,7 @@ from typing import Any
 from .baselines.ablations import ABLATIONS
 from .runs import (
     ORDER_ROWS,
+    best_rate,
     display_name,
     edm_terms,
     format_cell,
@@ -140,7 +141,7 @@ def sweep_table(sweep: Sequence[Mapping[str, Any]]) -> str:
         by_method[row["method"]][float(row["learning_rate"])] = float(row["validation_accuracy"])
     rows = []
     for method, values in by_method.items():
-        best = max(values, key=lambda lr: (values[lr], -lr))
+        best = best_rate(values)
         cells = [f"**{lr:.3g}: {v:.2f}**" if lr == best else f"{lr:.3g}: {v:.2f}" for lr, v in sorted(values.items())]
         rows.append([display_name(method), *cells])
     width = max(len(r) for r in rows)

@@ -42,7 +42,7 @@ from mllm_balance.presets import PRESETS, get_preset
 from mllm_balance.report import write_report
 from mllm_balance.results import save_results, trainer_results
 from mllm_balance.robustness import DEFAULT_DROP_RATES, missing_modality_accuracy
-from mllm_balance.runs import display_name
+from mllm_balance.runs import best_rate, display_name
 
 ALL_METHODS = ["ours", "paper", *BASELINES]
 ALL_ABLATIONS = [name for name in ABLATIONS if name != "full"]
@@ -383,11 +383,6 @@ def _execute(task) -> dict:
     return results
 
 
-def pick_rate(tried: dict[float, float]) -> float:
-    """The rate of the best validation accuracy among `tried` (`{rate: accuracy}`); ties: the smaller rate."""
-    return max(tried, key=lambda lr: (tried[lr], -lr))
-
-
 def rate_beyond_edge(tried: dict[float, float]) -> float | None:
     """The next rate to try when the best of `tried` (`{rate: validation accuracy}`) is at an edge of the rates
     tried: the edge times its ratio to its neighbour (e.g. 0.01 after 0.003 and 0.01 → 0.0333); `None` when the
@@ -395,7 +390,7 @@ def rate_beyond_edge(tried: dict[float, float]) -> float | None:
     rates = sorted(tried)
     if len(rates) < 2:
         return None
-    best = pick_rate(tried)
+    best = best_rate(tried)
     if best == rates[-1]:
         return rates[-1] * rates[-1] / rates[-2]
     if best == rates[0]:
@@ -477,7 +472,7 @@ def main(argv: list[str] | None = None) -> dict:
             tried = accuracies(method)
             for lr in sorted(tried):
                 sweep.append({"method": method, "learning_rate": lr, "validation_accuracy": tried[lr]})
-            chosen[method] = pick_rate(tried)
+            chosen[method] = best_rate(tried)
         # 2. every seed at the chosen rate (the first seed's run is the sweep's); ablations at ours' chosen rate
         ours_lr = chosen.get("ours", cargs.learning_rate)
         tasks = [(method, None, seed, chosen[method]) for method in cargs.methods for seed in other_seeds]
