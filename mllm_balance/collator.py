@@ -123,10 +123,9 @@ def validate_feature_dataset(
         chunk = view[start : start + batch_size]
         any_present = np.zeros(len(chunk[LABEL_COLUMN]), dtype=bool)
         for m, dim in modality_dims.items():
-            x, absent = modality_matrix(chunk[m], m, name, dim)
+            x, mask = modality_entries(chunk, m, name, dim)
             if x.shape[1] != dim:
                 raise ValueError(f"modality {m!r} in the {name} has feature size {x.shape[1]}; the model expects {dim}")
-            mask = _presence(chunk, m, x.shape[0]) & ~absent
             any_present |= mask
             bad = mask & ~np.isfinite(x).all(axis=1)
             if bad.any():
@@ -159,23 +158,30 @@ def feature_view(dataset: Dataset, columns: Sequence[str] | None = None) -> Data
     return view.with_format("numpy", columns=[c for c in columns if c not in with_none], output_all_columns=True)
 
 
-def modality_matrix(column: Any, modality: str, name: str, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """A modality column of a feature dataset as one float32 matrix, reading `None` rows as absent entries (as the
-    collator does).
+def modality_entries(
+    chunk: Mapping[str, Any], modality: str, name: str, dim: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """One modality of a chunk of feature-dataset columns as a float32 matrix and the rows that have it, read as the
+    collator reads them: an entry is present unless its `<m>_present` flag is false or its row holds `None`.
 
     Args:
-        column (`np.ndarray`, `list` or a `datasets` column): `n` rows, each a vector or `None`.
+        chunk (`dict`): columns of `n` rows (`{column: rows}`), e.g. a slice of [`feature_view`].
         modality (`str`), name (`str`): the modality and the split / dataset, for error messages.
         dim (`int`, *optional*): width of the zero rows that stand for `None` (default: as wide as the other rows).
 
     Returns:
-        `(x, absent)`: `x` of shape `(n, D)` with `None` rows zero-filled, `absent` `(n,)` bool, True where the row
-        was `None`.
+        `(x, present)`: `x` of shape `(n, D)` with `None` rows zero-filled, `present` `(n,)` bool.
 
     Raises:
         `ValueError`: rows of different sizes, rows that are not vectors, or `None` in every row (when `dim` is not
         given), naming `modality` and `name`.
     """
+    x, absent = _modality_matrix(chunk[modality], modality, name, dim)
+    return x, _presence(chunk, modality, x.shape[0]) & ~absent
+
+
+def _modality_matrix(column: Any, modality: str, name: str, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """[`modality_entries`]'s matrix of one column, and which of its rows were `None` `(n,)`."""
     if not isinstance(column, np.ndarray):
         column = list(column)  # a list, or a `datasets` column of Python rows
     absent = np.zeros(len(column), dtype=bool)
@@ -253,7 +259,7 @@ __all__ = [
     "build_feature_dataset",
     "feature_id2label",
     "feature_view",
-    "modality_matrix",
+    "modality_entries",
     "validate_feature_dataset",
     "presence_column",
     "LABEL_COLUMN",

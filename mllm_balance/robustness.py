@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from .collator import LABEL_COLUMN, build_feature_dataset, feature_view, modality_matrix, presence_column
+from .collator import LABEL_COLUMN, build_feature_dataset, feature_view, modality_entries, presence_column
 
 DEFAULT_DROP_RATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 
@@ -69,21 +69,12 @@ def drop_modalities(dataset, modalities: Sequence[str], rate: float, seed: int |
         rate (`float`): share of entries to drop.
         seed (`int` or `Sequence[int]`, *optional*, defaults to 0): seed of the draw.
     """
-    view = feature_view(dataset)
-    n = len(dataset)
-    columns = {m: modality_matrix(view[m], m, "dataset") for m in modalities}  # {m: ((n, D_m), absent (n,))}
-    features = {m: x for m, (x, _) in columns.items()}
-    present = {
-        m: (
-            np.asarray(view[presence_column(m)], dtype=bool)
-            if presence_column(m) in dataset.column_names
-            else np.ones(n, dtype=bool)
-        )
-        & ~absent
-        for m, (_, absent) in columns.items()
-    }
-    masks = drop_masks(present, rate, seed)
-    return build_feature_dataset(features, np.asarray(view[LABEL_COLUMN]), present=masks)
+    wanted = [*modalities, *map(presence_column, modalities), LABEL_COLUMN]
+    chunk = feature_view(dataset, [c for c in wanted if c in dataset.column_names])[:]
+    entries = {m: modality_entries(chunk, m, "dataset") for m in modalities}  # {m: ((n, D_m), present (n,))}
+    masks = drop_masks({m: present for m, (_, present) in entries.items()}, rate, seed)
+    features = {m: x for m, (x, _) in entries.items()}
+    return build_feature_dataset(features, np.asarray(chunk[LABEL_COLUMN]), present=masks)
 
 
 def draw_seed(seed: int, draw: int) -> int | list[int]:
