@@ -75,6 +75,14 @@ class CompareArguments:
             "tried, try one more, as far beyond it as its neighbour is below (above) it; at most this many per method."
         },
     )
+    sweep_seeds: int = field(
+        default=1,
+        metadata={
+            "help": "Seeds the learning-rate sweep runs every rate with: the first N of --seeds, the rate picked on "
+            "their mean validation accuracy (1: the first seed alone, the tables' protocol); their runs at the "
+            "chosen rate are reported as they are."
+        },
+    )
     selection: str = field(
         default="best_val",
         metadata={"help": "Model selection, the same for every method: 'best_val' (best validation epoch) or 'last'."},
@@ -412,6 +420,8 @@ def main(argv: list[str] | None = None) -> dict:
     get_preset(cargs.preset)
     if cargs.lr_grid_extensions < 0:
         raise ValueError(f"--lr_grid_extensions must be at least 0, got {cargs.lr_grid_extensions}")
+    if not 1 <= cargs.sweep_seeds <= len(cargs.seeds):
+        raise ValueError(f"--sweep_seeds must be between 1 and the {len(cargs.seeds)} seeds, got {cargs.sweep_seeds}")
     if cargs.missing_draws < 1:
         raise ValueError(f"--missing_draws must be at least 1, got {cargs.missing_draws}")
     ablations = [a for a in cargs.ablations if a != "none"]
@@ -423,8 +433,8 @@ def main(argv: list[str] | None = None) -> dict:
     epochs = int(np.ceil(cargs.num_train_epochs))
     snapshot_epochs = cargs.snapshot_epochs or sorted({0, max(1, epochs // 2), epochs})
     grid = sorted(set(cargs.lr_grid))
-    sweep_seed, other_seeds = cargs.seeds[0], cargs.seeds[1:]
-    n_runs = len(cargs.methods) * (len(grid) + len(other_seeds)) + len(ablations) * len(cargs.seeds)
+    sweep_seeds, other_seeds = cargs.seeds[: cargs.sweep_seeds], cargs.seeds[cargs.sweep_seeds :]
+    n_runs = len(cargs.methods) * (len(grid) * len(sweep_seeds) + len(other_seeds)) + len(ablations) * len(cargs.seeds)
     print(
         f"{dataset_name}: modalities {dims}, {num_labels} labels, splits "
         f"{ {k: len(v) for k, v in data.items()} }; ~{n_runs} runs (learning-rate sweep x{len(grid)} on validation)",
@@ -452,18 +462,23 @@ def main(argv: list[str] | None = None) -> dict:
         return list(pool.map(_execute, labelled))
 
     try:
-        # 1. learning-rate sweep on the first seed, picked on the validation split (ties: the smaller rate)
+        # 1. learning-rate sweep on the sweep seeds, picked on the mean validation accuracy (ties: the smaller rate)
         bases = {method: base_learning_rate(method, cargs) for method in cargs.methods}
-        tasks = [(method, None, sweep_seed, bases[method] * k) for method in cargs.methods for k in grid]
+        tasks = [(m, None, seed, bases[m] * k) for m in cargs.methods for k in grid for seed in sweep_seeds]
         swept = dict(zip(tasks, execute(tasks)))
 
         def accuracies(method):
-            return {t[3]: r["validation_accuracy"] for t, r in swept.items() if t[0] == method}
+            """`{rate: mean validation accuracy over the sweep seeds}` of the rates `method` has tried."""
+            by_rate: dict[float, list[float]] = {}
+            for t, r in swept.items():
+                if t[0] == method:
+                    by_rate.setdefault(t[3], []).append(r["validation_accuracy"])
+            return {lr: float(np.mean(accs)) for lr, accs in by_rate.items()}
 
         # a best rate at an edge of the grid says the grid was too narrow: extend it there (every method alike)
         for _ in range(cargs.lr_grid_extensions):
             beyond = {method: rate_beyond_edge(accuracies(method)) for method in cargs.methods}
-            tasks = [(method, None, sweep_seed, lr) for method, lr in beyond.items() if lr is not None]
+            tasks = [(m, None, seed, lr) for m, lr in beyond.items() if lr is not None for seed in sweep_seeds]
             if not tasks:
                 break
             swept.update(zip(tasks, execute(tasks)))
@@ -473,7 +488,7 @@ def main(argv: list[str] | None = None) -> dict:
             for lr in sorted(tried):
                 sweep.append({"method": method, "learning_rate": lr, "validation_accuracy": tried[lr]})
             chosen[method] = best_rate(tried)
-        # 2. every seed at the chosen rate (the first seed's run is the sweep's); ablations at ours' chosen rate
+        # 2. the other seeds at the chosen rate (the sweep seeds' runs are the sweep's); ablations at ours' rate
         ours_lr = chosen.get("ours", cargs.learning_rate)
         tasks = [(method, None, seed, chosen[method]) for method in cargs.methods for seed in other_seeds]
         tasks += [("ours", ablation, seed, ours_lr) for ablation in ablations for seed in cargs.seeds]
@@ -483,12 +498,12 @@ def main(argv: list[str] | None = None) -> dict:
             pool.shutdown()
     all_results = []
     for method in cargs.methods:
-        all_results.append(swept[(method, None, sweep_seed, chosen[method])])
+        all_results += [swept[(method, None, seed, chosen[method])] for seed in sweep_seeds]
         all_results += [finished[(method, None, seed, chosen[method])] for seed in other_seeds]
     all_results += [finished[("ours", a, seed, ours_lr)] for a in ablations for seed in cargs.seeds]
     snapshots = None
     if "ours" in cargs.methods:
-        snap_path = os.path.join(run_directory(cargs, "ours", None, sweep_seed, chosen["ours"]), "snapshots.npz")
+        snap_path = os.path.join(run_directory(cargs, "ours", None, sweep_seeds[0], chosen["ours"]), "snapshots.npz")
         snapshots = load_snapshots(snap_path) if os.path.isfile(snap_path) else None
     os.makedirs(cargs.output_dir, exist_ok=True)
     save_results({"runs": all_results, "sweep": sweep, "chosen_learning_rate": chosen}, cargs.output_dir)
@@ -522,7 +537,12 @@ def protocol_text(cargs: CompareArguments, grid: list[float], chosen: dict[str, 
         f"Protocol (the same for every method): {cargs.num_train_epochs:g} epochs, batch {cargs.batch_size}, hidden "
         f"size {cargs.hidden_size}; each method's learning rate picked on the validation split among "
         f"{', '.join(f'{k:g}x' for k in grid)} its base rate (AdamW {cargs.learning_rate:g}; methods whose release "
-        f"trains with another optimiser use it at their own base rate) with seed {cargs.seeds[0]}"
+        f"trains with another optimiser use it at their own base rate) "
+        + (
+            f"with seed {cargs.seeds[0]}"
+            if cargs.sweep_seeds == 1
+            else f"on the mean over seeds {', '.join(map(str, cargs.seeds[: cargs.sweep_seeds]))}"
+        )
         + (
             f", the sweep extended past an edge by up to {cargs.lr_grid_extensions} more rates while a method's best "
             "rate is the largest or smallest tried (each as far beyond the edge as its neighbour is inside it)"

@@ -317,6 +317,50 @@ def test_compare_extends_the_sweep_past_an_edge(tmp_path, monkeypatch):
         compare.main(["--dataset", "fake", "--output_dir", str(tmp_path), "--lr_grid_extensions", "-1"])
 
 
+def test_compare_sweep_seeds_pick_on_the_mean_and_reuse_their_runs(tmp_path, monkeypatch):
+    """With `--sweep_seeds 2` every rate runs on seeds 0 and 1, the rate is picked on their mean validation accuracy
+    (seed 0 alone would pick the other one), and seeds 0 and 1 are reported from the sweep: only seed 2 trains
+    again."""
+    compare = load_compare()
+    val = {(0.01, 0): 84.0, (0.01, 1): 80.0, (0.02, 0): 83.0, (0.02, 1): 83.0}  # means 82.0 and 83.0
+    calls = []
+
+    def fake_execute(task):
+        method, ablation, seed, lr, tag = task
+        calls.append((seed, round(lr, 10)))
+        acc = val.get((round(lr, 10), seed), 50.0)
+        return {"method": method, "ablation": ablation, "seed": seed, "learning_rate": lr,
+                "validation_accuracy": acc}  # fmt: skip
+
+    monkeypatch.setattr(compare, "_execute", fake_execute)
+    monkeypatch.setattr(compare, "load_features", lambda name: ({}, "fake"))
+    monkeypatch.setattr(compare, "feature_schema", lambda data: {"text": 2, "image": 2})
+    monkeypatch.setattr(compare, "feature_id2label", lambda data: {0: "a", 1: "b"})
+    monkeypatch.setattr(compare, "save_results", lambda *a, **k: None)
+    monkeypatch.setattr(compare, "write_report", lambda *a, **k: {"tables": str(tmp_path / "tables.md")})
+    (tmp_path / "tables.md").write_text("")
+    flags = ["--dataset", "fake", "--output_dir", str(tmp_path), "--methods", "ours", "--ablations", "none",
+             "--seeds", "0", "1", "2", "--learning_rate", "0.01", "--lr_grid", "1", "2",
+             "--lr_grid_extensions", "0"]  # fmt: skip
+    threads = torch.get_num_threads()
+    try:
+        out = compare.main([*flags, "--sweep_seeds", "2"])
+    finally:
+        torch.set_num_threads(threads)
+    assert out["chosen"] == pytest.approx({"ours": 0.02})
+    assert {(s["learning_rate"], s["validation_accuracy"]) for s in out["sweep"]} == {(0.01, 82.0), (0.02, 83.0)}
+    assert sorted(calls) == [(0, 0.01), (0, 0.02), (1, 0.01), (1, 0.02), (2, 0.02)]
+    assert [(r["seed"], r["learning_rate"]) for r in out["results"]] == [(0, 0.02), (1, 0.02), (2, 0.02)]
+    calls.clear()
+    try:
+        assert compare.main([*flags, "--sweep_seeds", "1"])["chosen"] == pytest.approx({"ours": 0.01})  # seed 0 alone
+    finally:
+        torch.set_num_threads(threads)
+    for bad in ("0", "4"):
+        with pytest.raises(ValueError, match=f"--sweep_seeds must be between 1 and the 3 seeds, got {bad}"):
+            compare.main([*flags, "--sweep_seeds", bad])
+
+
 def test_sweep_table_pads_methods_with_extended_sweeps_and_rounds_rates():
     """A method whose sweep was extended has more cells; rates show three significant digits; ties pick the smaller."""
     sweep = [{"method": "ours", "learning_rate": lr, "validation_accuracy": v}
