@@ -278,20 +278,17 @@ def test_rate_beyond_edge_by_hand(tried, expected):
         assert beyond == pytest.approx(expected, rel=1e-12)
 
 
-def test_compare_extends_the_sweep_past_an_edge(tmp_path, monkeypatch):
-    """A method whose best rate is the largest tried gets the next rate beyond it (and again while it stays best);
-    one whose best rate is inside gets none; the chosen rate is picked among all rates tried."""
+def fake_compare(monkeypatch, tmp_path, accuracy):
+    """compare.py with its runs faked: every run returns `accuracy(method, seed, rate)` as its validation accuracy
+    and is logged as `(method, ablation, seed, rate)` in the returned list; nothing is read or written."""
     compare = load_compare()
-    val = {"ours": {0.01: 80.0, 0.02: 82.0, 0.04: 85.0, 0.08: 86.0, 0.16: 99.0}, "concat": {0.01: 80.0, 0.02: 82.0}}
-    val["concat"][0.04] = 81.0  # concat: best 0.02, inside once 0.04 is tried
     calls = []
 
     def fake_execute(task):
         method, ablation, seed, lr, tag = task
         calls.append((method, ablation, seed, round(lr, 10)))
-        acc = val[method][round(lr, 10)]
         return {"method": method, "ablation": ablation, "seed": seed, "learning_rate": lr,
-                "validation_accuracy": acc}  # fmt: skip
+                "validation_accuracy": accuracy(method, seed, round(lr, 10))}  # fmt: skip
 
     monkeypatch.setattr(compare, "_execute", fake_execute)
     monkeypatch.setattr(compare, "load_features", lambda name: ({}, "fake"))
@@ -300,13 +297,27 @@ def test_compare_extends_the_sweep_past_an_edge(tmp_path, monkeypatch):
     monkeypatch.setattr(compare, "save_results", lambda *a, **k: None)
     monkeypatch.setattr(compare, "write_report", lambda *a, **k: {"tables": str(tmp_path / "tables.md")})
     (tmp_path / "tables.md").write_text("")
+    return compare, calls
+
+
+def run_compare(compare, argv):
+    """`compare.main(argv)`, restoring torch's thread count, which main sets."""
     threads = torch.get_num_threads()
     try:
-        out = compare.main(["--dataset", "fake", "--output_dir", str(tmp_path), "--methods", "ours", "concat",
-                            "--ablations", "none", "--seeds", "0", "--learning_rate", "0.01", "--lr_grid", "1", "2",
-                            "--lr_grid_extensions", "2"])  # fmt: skip
+        return compare.main(argv)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_compare_extends_the_sweep_past_an_edge(tmp_path, monkeypatch):
+    """A method whose best rate is the largest tried gets the next rate beyond it (and again while it stays best);
+    one whose best rate is inside gets none; the chosen rate is picked among all rates tried."""
+    val = {"ours": {0.01: 80.0, 0.02: 82.0, 0.04: 85.0, 0.08: 86.0, 0.16: 99.0}, "concat": {0.01: 80.0, 0.02: 82.0}}
+    val["concat"][0.04] = 81.0  # concat: best 0.02, inside once 0.04 is tried
+    compare, calls = fake_compare(monkeypatch, tmp_path, lambda method, seed, lr: val[method][lr])
+    out = run_compare(compare, ["--dataset", "fake", "--output_dir", str(tmp_path), "--methods", "ours", "concat",
+                                "--ablations", "none", "--seeds", "0", "--learning_rate", "0.01", "--lr_grid", "1",
+                                "2", "--lr_grid_extensions", "2"])  # fmt: skip
     sweep = {(s["method"], round(s["learning_rate"], 10)) for s in out["sweep"]}
     # ours: 0.01, 0.02 -> 0.04 (0.02 * 2) -> 0.08, and no third extension (at most 2); concat: 0.04, then inside
     assert sweep == {("ours", 0.01), ("ours", 0.02), ("ours", 0.04), ("ours", 0.08),
@@ -321,41 +332,17 @@ def test_compare_sweep_seeds_pick_on_the_mean_and_reuse_their_runs(tmp_path, mon
     """With `--sweep_seeds 2` every rate runs on seeds 0 and 1, the rate is picked on their mean validation accuracy
     (seed 0 alone would pick the other one), and seeds 0 and 1 are reported from the sweep: only seed 2 trains
     again."""
-    compare = load_compare()
     val = {(0.01, 0): 84.0, (0.01, 1): 80.0, (0.02, 0): 83.0, (0.02, 1): 83.0}  # means 82.0 and 83.0
-    calls = []
-
-    def fake_execute(task):
-        method, ablation, seed, lr, tag = task
-        calls.append((seed, round(lr, 10)))
-        acc = val.get((round(lr, 10), seed), 50.0)
-        return {"method": method, "ablation": ablation, "seed": seed, "learning_rate": lr,
-                "validation_accuracy": acc}  # fmt: skip
-
-    monkeypatch.setattr(compare, "_execute", fake_execute)
-    monkeypatch.setattr(compare, "load_features", lambda name: ({}, "fake"))
-    monkeypatch.setattr(compare, "feature_schema", lambda data: {"text": 2, "image": 2})
-    monkeypatch.setattr(compare, "feature_id2label", lambda data: {0: "a", 1: "b"})
-    monkeypatch.setattr(compare, "save_results", lambda *a, **k: None)
-    monkeypatch.setattr(compare, "write_report", lambda *a, **k: {"tables": str(tmp_path / "tables.md")})
-    (tmp_path / "tables.md").write_text("")
+    compare, calls = fake_compare(monkeypatch, tmp_path, lambda method, seed, lr: val.get((lr, seed), 50.0))
     flags = ["--dataset", "fake", "--output_dir", str(tmp_path), "--methods", "ours", "--ablations", "none",
              "--seeds", "0", "1", "2", "--learning_rate", "0.01", "--lr_grid", "1", "2",
              "--lr_grid_extensions", "0"]  # fmt: skip
-    threads = torch.get_num_threads()
-    try:
-        out = compare.main([*flags, "--sweep_seeds", "2"])
-    finally:
-        torch.set_num_threads(threads)
+    out = run_compare(compare, [*flags, "--sweep_seeds", "2"])
     assert out["chosen"] == pytest.approx({"ours": 0.02})
     assert {(s["learning_rate"], s["validation_accuracy"]) for s in out["sweep"]} == {(0.01, 82.0), (0.02, 83.0)}
-    assert sorted(calls) == [(0, 0.01), (0, 0.02), (1, 0.01), (1, 0.02), (2, 0.02)]
+    assert sorted(c[2:] for c in calls) == [(0, 0.01), (0, 0.02), (1, 0.01), (1, 0.02), (2, 0.02)]
     assert [(r["seed"], r["learning_rate"]) for r in out["results"]] == [(0, 0.02), (1, 0.02), (2, 0.02)]
-    calls.clear()
-    try:
-        assert compare.main([*flags, "--sweep_seeds", "1"])["chosen"] == pytest.approx({"ours": 0.01})  # seed 0 alone
-    finally:
-        torch.set_num_threads(threads)
+    assert run_compare(compare, [*flags, "--sweep_seeds", "1"])["chosen"] == pytest.approx({"ours": 0.01})  # seed 0
     for bad in ("0", "4"):
         with pytest.raises(ValueError, match=f"--sweep_seeds must be between 1 and the 3 seeds, got {bad}"):
             compare.main([*flags, "--sweep_seeds", bad])
