@@ -29,8 +29,9 @@ def write_report(
 ) -> dict[str, str]:
     """Write `tables.md`, `results.csv` and the PNG figures that the results allow into `output_dir`.
 
-    `protocol` (a paragraph) opens `tables.md`; `sweep` (`{"method", "learning_rate", "validation_accuracy"}` rows)
-    adds the learning-rate sweep table.
+    `protocol` (a paragraph) opens `tables.md`; `sweep` (`{"method", "learning_rate", "validation_accuracy"}` rows,
+    each with the `"seeds"` its accuracy is the mean over, the first seed alone when absent) adds the learning-rate
+    sweep table.
 
     Returns:
         `dict[str, str]`: `{artifact: path}` of what was written.
@@ -44,11 +45,13 @@ def write_report(
     sections += ["## Summary: every method against the best baseline\n", headline_table(results, methods)]
     sections += ["\n## Table 1: unimodal and fusion accuracy, EDM\n", comparison_table(results, methods)]
     sections += ["\n## Per method\n", summary_table(results, methods)]
+    sweep_seeds = next((r["seeds"] for r in sweep or [] if r.get("seeds")), [])
+    swept_on = f"mean over seeds {', '.join(map(str, sweep_seeds))}" if len(sweep_seeds) > 1 else "first seed"
     for heading, table in (
         ("Table 2: ablations", ablation_table(results)),
         ("Table 4: missing-modality robustness (fusion accuracy)", robustness_table(results, methods)),
         ("Figure 5: inference order", order_table(results)),
-        ("Learning-rate sweep (validation fusion accuracy, first seed)", sweep_table(sweep or [])),
+        (f"Learning-rate sweep (validation fusion accuracy, {swept_on})", sweep_table(sweep or [])),
     ):
         if table:
             sections += [f"\n## {heading}\n", table]

@@ -486,7 +486,9 @@ def main(argv: list[str] | None = None) -> dict:
         for method in cargs.methods:
             tried = accuracies(method)
             for lr in sorted(tried):
-                sweep.append({"method": method, "learning_rate": lr, "validation_accuracy": tried[lr]})
+                sweep.append(
+                    {"method": method, "learning_rate": lr, "validation_accuracy": tried[lr], "seeds": sweep_seeds}
+                )
             chosen[method] = best_rate(tried)
         # 2. the other seeds at the chosen rate (the sweep seeds' runs are the sweep's); ablations at ours' rate
         ours_lr = chosen.get("ours", cargs.learning_rate)

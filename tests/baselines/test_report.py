@@ -15,6 +15,7 @@ from datasets import DatasetDict
 
 from mllm_balance import build_feature_dataset
 from mllm_balance.plots import pca_2d, plot_feature_distributions, plot_method_contributions, plot_order_upper_bound
+from mllm_balance.report import write_report
 from mllm_balance.runs import format_cell
 from mllm_balance.tables import (
     ablation_table,
@@ -340,12 +341,22 @@ def test_compare_sweep_seeds_pick_on_the_mean_and_reuse_their_runs(tmp_path, mon
     out = run_compare(compare, [*flags, "--sweep_seeds", "2"])
     assert out["chosen"] == pytest.approx({"ours": 0.02})
     assert {(s["learning_rate"], s["validation_accuracy"]) for s in out["sweep"]} == {(0.01, 82.0), (0.02, 83.0)}
+    assert all(s["seeds"] == [0, 1] for s in out["sweep"])
     assert sorted(c[2:] for c in calls) == [(0, 0.01), (0, 0.02), (1, 0.01), (1, 0.02), (2, 0.02)]
     assert [(r["seed"], r["learning_rate"]) for r in out["results"]] == [(0, 0.02), (1, 0.02), (2, 0.02)]
     assert run_compare(compare, [*flags, "--sweep_seeds", "1"])["chosen"] == pytest.approx({"ours": 0.01})  # seed 0
     for bad in ("0", "4"):
         with pytest.raises(ValueError, match=f"--sweep_seeds must be between 1 and the 3 seeds, got {bad}"):
             compare.main([*flags, "--sweep_seeds", bad])
+
+
+def test_report_names_the_seeds_the_sweep_averaged(tmp_path):
+    rows = [{"method": m, "learning_rate": 0.01, "validation_accuracy": 80.0} for m in ("ours", "concat")]
+    for seeds, heading in (([0, 1, 2], "mean over seeds 0, 1, 2"), ([0], "first seed"), (None, "first seed")):
+        sweep = [{**r, "seeds": seeds} for r in rows] if seeds is not None else rows
+        write_report(RESULTS[:4], str(tmp_path), sweep=sweep)
+        text = (tmp_path / "tables.md").read_text()
+        assert f"## Learning-rate sweep (validation fusion accuracy, {heading})" in text
 
 
 def test_sweep_table_pads_methods_with_extended_sweeps_and_rounds_rates():
